@@ -1,0 +1,64 @@
+#pragma once
+// for_each_index(backend, n, f): calls f(i) for i in [0, n). A kernel body is written
+// once as a GCNET_HD callable; on the CPU it runs on OpenMP threads (serially when n is
+// small), on CUDA it is launched as a grid (gcnet/cuda/launch.cuh).
+// for_each_range(Cpu, n, f) hands each thread one contiguous [begin, end) block, for
+// kernels that keep per-thread scratch.
+#include <algorithm>
+
+#include "gcnet/core/backend.hpp"
+#include "gcnet/core/config.hpp"
+
+#if defined(_OPENMP)
+#include <omp.h>
+#endif
+
+namespace gcnet {
+
+// Below this many iterations a parallel region costs more than it saves.
+inline constexpr index_t kParallelGrain = 16384;
+
+inline int num_threads() {
+#if defined(_OPENMP)
+  return omp_get_max_threads();
+#else
+  return 1;
+#endif
+}
+
+template <class F>
+void for_each_index(Cpu, index_t n, F&& f, index_t grain = kParallelGrain) {
+#if defined(_OPENMP)
+  if (n >= grain && num_threads() > 1 && !omp_in_parallel()) {
+#pragma omp parallel for schedule(static)
+    for (index_t i = 0; i < n; ++i) f(i);
+    return;
+  }
+#endif
+  (void)grain;
+  for (index_t i = 0; i < n; ++i) f(i);
+}
+
+template <class F>
+void for_each_range(Cpu, index_t n, F&& f, index_t grain = kParallelGrain) {
+#if defined(_OPENMP)
+  if (n >= grain && num_threads() > 1 && !omp_in_parallel()) {
+#pragma omp parallel
+    {
+      const index_t t = omp_get_thread_num(), nt = omp_get_num_threads();
+      const index_t chunk = (n + nt - 1) / nt;
+      const index_t b = std::min(n, t * chunk), e = std::min(n, b + chunk);
+      if (b < e) f(b, e);
+    }
+    return;
+  }
+#endif
+  (void)grain;
+  if (n > 0) f(index_t{0}, n);
+}
+
+}  // namespace gcnet
+
+#if defined(__CUDACC__)
+#include "gcnet/cuda/launch.cuh"
+#endif
