@@ -15,7 +15,7 @@
 
 namespace gcnet {
 
-template <Scalar T = float, Backend B = Cpu>
+template <Element T = float, Backend B = Cpu>
 class Tensor {
  public:
   using value_type = T;
