@@ -16,7 +16,7 @@ Tensor<std::int64_t> labels(const Tensor<double>& t) {
 }
 }  // namespace
 
-TEST_CASE("CrossEntropyLoss: PyTorch parity with ignore_index, [N,K] and [N,K,H,W]") {
+TEST_CASE("CrossEntropyLoss: PyTorch parity with ignore_index, 2-d and 4-d logits") {
   io::SafetensorsReader f(GCNET_FIXTURE_DIR "/train.safetensors");
   for (const char* c : {"ce2d", "ce4d"}) {
     CAPTURE(c);

@@ -57,6 +57,17 @@ void for_each_range(Cpu, index_t n, F&& f, index_t grain = kParallelGrain) {
   if (n > 0) f(index_t{0}, n);
 }
 
+// for_each_index for loops whose every index does about `work` elementary steps (one
+// channel's or one row's reduction): on the CPU it goes parallel once n * work passes the
+// grain, however small n is; other backends launch one thread per index as usual.
+template <Backend B, class F>
+void for_each_index_weighted(B, index_t n, index_t work, F&& f) {
+  if constexpr (std::same_as<B, Cpu>)
+    for_each_index(Cpu{}, n, f, std::max<index_t>(1, kParallelGrain / std::max<index_t>(1, work)));
+  else
+    for_each_index(B{}, n, f);
+}
+
 }  // namespace gcnet
 
 #if defined(__CUDACC__)
