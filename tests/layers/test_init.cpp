@@ -40,7 +40,7 @@ TEST_CASE("PyTorch default init of Conv2d: U(-1/sqrt(fan_in), 1/sqrt(fan_in)) fo
   CHECK(b.max - b.min > bound);  // really spread, not constant
 }
 
-TEST_CASE("mmcv kaiming_init: normal, fan_out, relu gain; bias constant") {
+TEST_CASE("mmcv kaiming_init: normal, fan_out, relu gain, constant bias") {
   manual_seed(2);
   Conv2d<> conv({.in = 32, .out = 256, .kernel = 3});
   init::kaiming_init(conv);  // mmcv defaults: a=0, mode=fan_out, relu, bias=0, normal
