@@ -58,8 +58,10 @@ void for_each_range(Cpu, index_t n, F&& f, index_t grain = kParallelGrain) {
 }
 
 // for_each_index for loops whose every index does about `work` elementary steps (one
-// channel's or one row's reduction): on the CPU it goes parallel once n * work passes the
-// grain, however small n is; other backends launch one thread per index as usual.
+// channel's or one row's reduction, one image plane of a pooling layer): on the CPU it goes
+// parallel once n * work passes the grain, however small n is; other backends launch one
+// thread per index as usual. Layers whose backward scatters inside a plane run one plane per
+// index, so no two threads write the same element.
 template <Backend B, class F>
 void for_each_index_weighted(B, index_t n, index_t work, F&& f) {
   if constexpr (std::same_as<B, Cpu>)
