@@ -31,8 +31,10 @@ target_compile_options(gcnet_cuda INTERFACE
   $<$<COMPILE_LANGUAGE:CUDA>:-Xcompiler=-fopenmp>)
 
 # NCCL (for cross-GPU SyncBN later): optional, exposed as gcnet::nccl when found.
-find_path(GCNET_NCCL_INCLUDE_DIR nccl.h HINTS ${CUDAToolkit_INCLUDE_DIRS} PATHS /usr/include /usr/local/cuda/include)
-find_library(GCNET_NCCL_LIBRARY nccl HINTS ${CUDAToolkit_LIBRARY_DIR} PATHS /usr/lib/x86_64-linux-gnu /usr/local/cuda/lib64)
+find_path(GCNET_NCCL_INCLUDE_DIR nccl.h
+  HINTS ${CUDAToolkit_INCLUDE_DIRS} PATHS /usr/include /usr/local/cuda/include)
+find_library(GCNET_NCCL_LIBRARY nccl
+  HINTS ${CUDAToolkit_LIBRARY_DIR} PATHS /usr/lib/x86_64-linux-gnu /usr/local/cuda/lib64)
 mark_as_advanced(GCNET_NCCL_INCLUDE_DIR GCNET_NCCL_LIBRARY)
 if(GCNET_NCCL_INCLUDE_DIR AND GCNET_NCCL_LIBRARY)
   set(GCNET_HAVE_NCCL ON)
@@ -47,7 +49,8 @@ else()
   message(STATUS "gcnet: NCCL not found; gcnet::nccl not defined")
 endif()
 
-message(STATUS "gcnet: CUDA backend on (nvcc ${CMAKE_CUDA_COMPILER_VERSION}, architectures ${CMAKE_CUDA_ARCHITECTURES})")
+message(STATUS "gcnet: CUDA backend on (nvcc ${CMAKE_CUDA_COMPILER_VERSION}, "
+               "architectures ${CMAKE_CUDA_ARCHITECTURES})")
 
 # Installed as a second export set: find_package(gcnet) loads it (with CUDAToolkit) when present.
 install(TARGETS gcnet_cuda EXPORT gcnetCudaTargets)
