@@ -67,3 +67,11 @@ TEST_CASE("Seq of Conv2d and BatchNorm2d that do not fit: the error names both l
                        Error);
   CHECK_THROWS_WITH_AS(make_bottleneck(64, 64), doctest::Contains("needs inplanes == 4 * planes"), Error);
 }
+
+// The README's type expression is the library's Bottleneck type.
+namespace readme {
+using namespace gcnet;
+using Body = Seq<Conv2d<>, BatchNorm2d<>, ReLU<>, Conv2d<>, BatchNorm2d<>, ReLU<>, Conv2d<>, BatchNorm2d<>>;
+using BottleneckDown = Seq<Residual<Body, Seq<Conv2d<>, BatchNorm2d<>>>, ReLU<>>;
+static_assert(std::is_same_v<BottleneckDown, gcnet::BottleneckDown<>>);
+}  // namespace readme

@@ -42,3 +42,15 @@ void gemm(Cpu, Op op_a, Op op_b, index_t m, index_t n, index_t k, T alpha, const
 }
 
 }  // namespace gcnet::blas
+
+// Programs with many translation units may define GCNET_EXTERN_BLAS and compile
+// gcnet/kernels/blas_instances.hpp in one of them: Eigen's product is then compiled once
+// instead of in every unit (the project's own tests and examples do this).
+#if defined(GCNET_EXTERN_BLAS)
+namespace gcnet::blas {
+extern template void gemm<float>(Cpu, Op, Op, index_t, index_t, index_t, float, const float*, index_t, const float*,
+                                 index_t, float, float*, index_t);
+extern template void gemm<double>(Cpu, Op, Op, index_t, index_t, index_t, double, const double*, index_t,
+                                  const double*, index_t, double, double*, index_t);
+}  // namespace gcnet::blas
+#endif
