@@ -1,0 +1,132 @@
+"""Benchmark driver: gcnet against PyTorch, interleaved in one run (scripts/bench).
+
+Both programs start once as workers (gcnet_bench --worker SUITE, peer_worker.py SUITE)
+that answer "run CASE MODE ITERS" with per-iteration times. For every case and mode the
+driver warms both up, then alternates between them round by round (swapping who goes
+first each round), so both sides see the same machine load. It reports medians,
+speedup = peer_ms / ours_ms, and the geometric-mean speedup per mode.
+
+A new suite needs no change here: register its cases in a benchmarks/suite_<name>.cpp
+and a benchmarks/peer_<name>.py.
+"""
+import argparse
+import json
+import math
+import os
+import statistics
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+MODES = ("fwd", "fwd+bwd")
+
+
+class Worker:
+    def __init__(self, label, argv, env):
+        self.label = label
+        self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env,
+                                     bufsize=1)
+
+    def ask(self, line):
+        self.proc.stdin.write(line + "\n")
+        self.proc.stdin.flush()
+        reply = self.proc.stdout.readline()
+        if not reply:
+            sys.exit(f"bench: {self.label} worker exited (asked: {line})")
+        words = reply.split()
+        if words[0] == "error":
+            sys.exit(f"bench: {self.label}: {reply.strip()} (asked: {line})")
+        return words[1:]
+
+    def cases(self):
+        return self.ask("list")
+
+    def run(self, case, mode, iters):
+        return [float(t) for t in self.ask(f"run {case} {mode} {iters}")]
+
+    def close(self):
+        try:
+            self.proc.stdin.write("quit\n")
+            self.proc.stdin.close()
+        except BrokenPipeError:
+            pass
+        self.proc.wait(timeout=30)
+
+
+def geomean(values):
+    return math.exp(sum(math.log(v) for v in values) / len(values)) if values else float("nan")
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("suite")
+    ap.add_argument("--ours", required=True, help="path of the gcnet_bench binary")
+    ap.add_argument("--json", help="write the records here")
+    ap.add_argument("--rounds", type=int, default=7, help="alternations per case and mode")
+    ap.add_argument("--iters", type=int, default=3, help="timed iterations per side and round")
+    ap.add_argument("--warmup", type=int, default=2, help="untimed iterations per side before the rounds")
+    ap.add_argument("--threads", type=int, default=2, help="threads for both sides")
+    ap.add_argument("--case", action="append", help="only these cases (repeatable)")
+    ap.add_argument("--pause", type=float, default=0.02,
+                    help="seconds between requests, so one side's idle spinning threads have parked")
+    ap.add_argument("--env", action="append", default=[], metavar="KEY=VALUE",
+                    help="environment for both workers (e.g. OMP_WAIT_POLICY=passive)")
+    args = ap.parse_args()
+
+    env = dict(os.environ, OMP_NUM_THREADS=str(args.threads), GCNET_BENCH_THREADS=str(args.threads))
+    for kv in args.env:
+        key, _, value = kv.partition("=")
+        env[key] = value
+    ours = Worker("gcnet", [args.ours, "--worker", args.suite], env)
+    peer = Worker("pytorch", ["/usr/bin/python3", os.path.join(HERE, "peer_worker.py"), args.suite], env)
+    try:
+        names = ours.cases()
+        if not names:
+            sys.exit(f"bench: gcnet_bench has no cases in suite '{args.suite}'")
+        missing = sorted(set(names) ^ set(peer.cases()))
+        if missing:
+            sys.exit(f"bench: suite '{args.suite}': cases not registered on both sides: {' '.join(missing)}")
+        if args.case:
+            names = [n for n in names if n in args.case]
+
+        records = []
+        print(f"suite {args.suite}: {args.rounds} rounds x {args.iters} iterations per side, "
+              f"{args.threads} threads, interleaved", flush=True)
+        for name in names:
+            for mode in MODES:
+                samples = {"ours": [], "peer": []}
+                sides = [("ours", ours), ("peer", peer)]
+                for key, w in sides:
+                    w.run(name, mode, args.warmup)
+                    time.sleep(args.pause)
+                for r in range(args.rounds):
+                    for key, w in (sides if r % 2 == 0 else sides[::-1]):
+                        samples[key] += w.run(name, mode, args.iters)
+                        time.sleep(args.pause)
+                o, p = statistics.median(samples["ours"]), statistics.median(samples["peer"])
+                rec = {"suite": args.suite, "case": name, "mode": mode, "ours_ms": round(o, 4), "peer_ms": round(p, 4),
+                       "speedup": round(p / o, 4)}
+                records.append(rec)
+                print(f"  {name:<24} {mode:<8} ours {o:9.3f} ms  peer {p:9.3f} ms  speedup {p / o:6.2f}", flush=True)
+    finally:
+        ours.close()
+        peer.close()
+
+    print()
+    print(f"| case | mode | gcnet (ms) | PyTorch (ms) | speedup |")
+    print(f"|---|---|---:|---:|---:|")
+    for r in records:
+        print(f"| {r['case']} | {r['mode']} | {r['ours_ms']:.3f} | {r['peer_ms']:.3f} | {r['speedup']:.2f} |")
+    for mode in MODES:
+        g = geomean([r["speedup"] for r in records if r["mode"] == mode])
+        print(f"| **geometric mean** | {mode} | | | **{g:.2f}** |")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(records, f, indent=1)
+            f.write("\n")
+        print(f"\nwrote {args.json}")
+
+
+if __name__ == "__main__":
+    main()

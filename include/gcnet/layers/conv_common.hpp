@@ -1,0 +1,39 @@
+#pragma once
+// What Conv2d and ConvTranspose2d share: their describe() string and constructor checks.
+#include <string>
+
+#include "gcnet/core/error.hpp"
+#include "gcnet/layers/size2.hpp"
+
+namespace gcnet {
+
+namespace detail {
+// "Conv2d(3, 16, kernel=3x3, stride=1, padding=1[, dilation=2][, groups=2][, bias=False])"
+inline std::string describe_conv(const char* name, index_t in, index_t out, Size2 kernel, Size2 stride,
+                                 Size2 padding, Size2 output_padding, Size2 dilation, index_t groups,
+                                 bool bias) {
+  std::string s = std::string(name) + "(" + std::to_string(in) + ", " + std::to_string(out) +
+                  ", kernel=" + kernel.str(true) + ", stride=" + stride.str() + ", padding=" + padding.str();
+  if (output_padding != Size2(0)) s += ", output_padding=" + output_padding.str();
+  if (dilation != Size2(1)) s += ", dilation=" + dilation.str();
+  if (groups != 1) s += ", groups=" + std::to_string(groups);
+  if (!bias) s += ", bias=False";
+  return s + ")";
+}
+
+// Constructor checks shared by Conv2d and ConvTranspose2d; `who` is the layer's describe().
+inline void check_conv_options(const std::string& who, index_t in, index_t out, Size2 kernel, Size2 stride,
+                               Size2 padding, Size2 dilation, index_t groups) {
+  GCNET_CHECK(in > 0, who, ": in channels must be positive, got ", in);
+  GCNET_CHECK(out > 0, who, ": out channels must be positive, got ", out);
+  GCNET_CHECK(kernel.h > 0 && kernel.w > 0, who, ": kernel size must be positive, got ", kernel.str(true));
+  GCNET_CHECK(stride.h > 0 && stride.w > 0, who, ": stride must be positive, got ", stride.str(true));
+  GCNET_CHECK(padding.h >= 0 && padding.w >= 0, who, ": padding must be non-negative, got ", padding.str(true));
+  GCNET_CHECK(dilation.h > 0 && dilation.w > 0, who, ": dilation must be positive, got ", dilation.str(true));
+  GCNET_CHECK(groups > 0, who, ": groups must be positive, got ", groups);
+  GCNET_CHECK(in % groups == 0, who, ": in channels (", in, ") must be divisible by groups (", groups, ")");
+  GCNET_CHECK(out % groups == 0, who, ": out channels (", out, ") must be divisible by groups (", groups, ")");
+}
+}  // namespace detail
+
+}  // namespace gcnet
