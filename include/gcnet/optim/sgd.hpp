@@ -62,12 +62,26 @@ class Sgd {
     }
   }
 
-  // Momentum buffers by parameter name (for checkpoints).
+  // Named optimizer state for checkpoints: "<param name>.momentum_buffer" for each parameter
+  // that has one (after its first step).
   std::vector<std::pair<std::string, Tensor<T, B>*>> state() {
     std::vector<std::pair<std::string, Tensor<T, B>*>> s;
     for (std::size_t i = 0; i < params_.size(); ++i)
       if (momentum_buffers_[i].defined()) s.emplace_back(params_[i].first + ".momentum_buffer", &momentum_buffers_[i]);
     return s;
+  }
+
+  // Restores one entry of state() by name; throws naming the entry if it is unknown or
+  // mis-shaped.
+  void load_state(const std::string& name, const Tensor<T, Cpu>& value) {
+    for (std::size_t i = 0; i < params_.size(); ++i) {
+      if (name != params_[i].first + ".momentum_buffer") continue;
+      GCNET_CHECK(value.shape() == params_[i].second->value.shape(), "Sgd: state '", name, "' has shape ",
+                  value.shape().str(), ", parameter has ", params_[i].second->value.shape().str());
+      momentum_buffers_[i] = clone(to_backend<B>(value));
+      return;
+    }
+    detail::fail("Sgd: no parameter for state '", name, "'");
   }
 
  private:
