@@ -9,29 +9,19 @@
 #include "gcnet/layers/sigmoid.hpp"
 #include "gcnet/testing/gradient_check.hpp"
 #include "support/channel_scale.hpp"
+#include "support/layer_testing.hpp"
 
 using namespace gcnet;
+using test::random_tensor;
+using test::max_abs_diff;
 using test::ChannelScale;
 
 namespace {
-template <class T>
-Tensor<T> random_tensor(const Shape& s, std::uint64_t seed) {
-  Rng rng(seed);
-  Tensor<T> t(s);
-  for (index_t i = 0; i < t.numel(); ++i) t[i] = static_cast<T>(rng.normal());
-  return t;
-}
 template <class L>
 Tensor<typename L::value_type> run(L& l, const Tensor<typename L::value_type>& x) {
   Tensor<typename L::value_type> y;
   l.forward(x, y);
   return y;
-}
-double max_diff(const Tensor<double>& a, const Tensor<double>& b) {
-  REQUIRE(a.shape() == b.shape());
-  double d = 0;
-  for (index_t i = 0; i < a.numel(); ++i) d = std::max(d, std::abs(a[i] - b[i]));
-  return d;
 }
 }  // namespace
 
@@ -53,7 +43,7 @@ TEST_CASE("Seq: forward is the composition of its layers, names follow named()")
   auto a = run(s.get<0>(), x);
   auto b = run(s.get<1>(), a);
   auto c = run(s.get<2>(), b);
-  CHECK(max_diff(run(s, x), c) == 0.0);
+  CHECK(max_abs_diff(run(s, x), c) == 0.0);
 
   std::vector<std::string> names;
   for (auto& [n, p] : named_parameters(s)) names.push_back(n);
@@ -150,7 +140,7 @@ TEST_CASE("Repeat<3, B> equals Seq<B, B, B> with the same parameters") {
   CHECK(rp[0].first == "1.0.weight");  // numbered from first_index; body Seq names "0"
   CHECK(sp[0].first == "0.0.weight");
   const auto x = random_tensor<double>(Shape{2, 3, 4, 4}, 9);
-  CHECK(max_diff(run(rep, x), run(seq, x)) == 0.0);
+  CHECK(max_abs_diff(run(rep, x), run(seq, x)) == 0.0);
   auto r = testing::check_gradients(rep, Shape{2, 3, 4, 4});
   INFO(r.report);
   CHECK(r.ok);
@@ -164,8 +154,8 @@ TEST_CASE("Tap: exposes an intermediate output and takes a consumer's gradient")
   const auto x = random_tensor<double>(Shape{1, 2, 3, 3}, 10);
   auto y = run(net, x);
   auto first = run(net.get<0>().inner(), x);
-  CHECK(max_diff(clone(tap(net, "c2").output()), first) == 0.0);
-  CHECK(max_diff(clone(tap(net, "c3").output()), y) == 0.0);
+  CHECK(max_abs_diff(clone(tap(net, "c2").output()), first) == 0.0);
+  CHECK(max_abs_diff(clone(tap(net, "c3").output()), y) == 0.0);
   CHECK_THROWS_WITH_AS(tap(net, "c9"), doctest::Contains("no tap named 'c9'"), Error);
   // Names stay those of the wrapped layers.
   CHECK(named_parameters(net)[0].first == "0.weight");

@@ -7,34 +7,15 @@
 #include "gcnet/testing/gradient_check.hpp"
 #include "gcnet/testing/parity.hpp"
 #include "support/conv_reference.hpp"
+#include "support/layer_testing.hpp"
 
 using namespace gcnet;
+using test::random_tensor;
+using test::meta_size2;
+using test::max_abs_diff;
+using test::split_csv;
 
 namespace {
-template <class T>
-Tensor<T> random_tensor(const Shape& s, std::uint64_t seed) {
-  Rng rng(seed);
-  Tensor<T> t(s);
-  for (index_t i = 0; i < t.numel(); ++i) t[i] = static_cast<T>(rng.normal());
-  return t;
-}
-double max_abs_diff(const Tensor<double>& a, const Tensor<double>& b) {
-  REQUIRE(a.shape() == b.shape());
-  double d = 0;
-  for (index_t i = 0; i < a.numel(); ++i) d = std::max(d, std::abs(a[i] - b[i]));
-  return d;
-}
-Size2 meta_size2(const io::SafetensorsReader& f, const std::string& key) {
-  const std::string v = f.meta(key);
-  const auto comma = v.find(',');
-  return Size2(std::stoll(v.substr(0, comma)), std::stoll(v.substr(comma + 1)));
-}
-std::vector<std::string> split(const std::string& s) {
-  std::vector<std::string> out;
-  std::stringstream ss(s);
-  for (std::string item; std::getline(ss, item, ',');) out.push_back(item);
-  return out;
-}
 ConvTranspose2dOptions spec_options(const test::ConvSpec& s, bool bias) {
   return {.in = s.in, .out = s.out, .kernel = s.kernel, .stride = s.stride, .padding = s.padding,
           .output_padding = s.output_padding, .dilation = s.dilation, .groups = s.groups, .bias = bias};
@@ -45,7 +26,7 @@ static_assert(Layer<ConvTranspose2d<float>> && Layer<ConvTranspose2d<double>>);
 
 TEST_CASE("ConvTranspose2d: parity with torch.nn.ConvTranspose2d (float32) on every fixture case") {
   io::SafetensorsReader f(GCNET_FIXTURE_DIR "/conv_transpose2d.safetensors");
-  const auto cases = split(f.meta("all.cases"));
+  const auto cases = split_csv(f.meta("all.cases"));
   CHECK(cases.size() >= 10);
   for (const auto& c : cases) {
     ConvTranspose2d<float> deconv({.in = f.meta_int(c + ".in_channels"),

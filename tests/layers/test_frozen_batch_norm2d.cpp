@@ -5,24 +5,14 @@
 #include "gcnet/layers/frozen_batch_norm2d.hpp"
 #include "gcnet/testing/gradient_check.hpp"
 #include "gcnet/testing/parity.hpp"
+#include "support/layer_testing.hpp"
 
 using namespace gcnet;
+using test::random_tensor;
+using test::max_abs_diff;
 
 namespace {
-template <class T>
-Tensor<T> random_tensor(const Shape& s, std::uint64_t seed, double scale = 1.0, double shift = 0.0) {
-  Rng rng(seed);
-  Tensor<T> t(s);
-  for (index_t i = 0; i < t.numel(); ++i) t[i] = static_cast<T>(shift + scale * rng.normal());
-  return t;
-}
 
-double max_diff(const Tensor<double>& a, const Tensor<double>& b) {
-  REQUIRE(a.shape() == b.shape());
-  double d = 0;
-  for (index_t i = 0; i < a.numel(); ++i) d = std::max(d, std::abs(a[i] - b[i]));
-  return d;
-}
 
 void randomize(FrozenBatchNorm2d<double>& f, std::uint64_t seed) {
   Rng rng(seed);
@@ -88,14 +78,14 @@ TEST_CASE("FrozenBatchNorm2d: law: eval-mode BatchNorm2d equals FrozenBatchNorm2
     const auto x = random_tensor<double>(Shape{2, 3, 4, 3}, 20, 1.5, -1.0);
     bn.forward(x, y_bn);
     frozen.forward(x, y_frozen);
-    CHECK(max_diff(y_bn, y_frozen) < 1e-12);
-    CHECK(max_diff(y_bn, x) > 1e-2);  // the statistics really act
+    CHECK(max_abs_diff(y_bn, y_frozen) < 1e-12);
+    CHECK(max_abs_diff(y_bn, x) > 1e-2);  // the statistics really act
 
     const auto dy = random_tensor<double>(x.shape(), 21);
     auto dx_bn = random_tensor<double>(x.shape(), 22), dx_frozen = clone(dx_bn);
     bn.backward(x, y_bn, dy, dx_bn);
     frozen.backward(x, y_frozen, dy, dx_frozen);
-    CHECK(max_diff(dx_bn, dx_frozen) < 1e-12);
+    CHECK(max_abs_diff(dx_bn, dx_frozen) < 1e-12);
   }
 }
 

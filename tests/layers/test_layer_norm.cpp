@@ -6,17 +6,12 @@
 #include "gcnet/layers/layer_norm.hpp"
 #include "gcnet/testing/gradient_check.hpp"
 #include "gcnet/testing/parity.hpp"
+#include "support/layer_testing.hpp"
 
 using namespace gcnet;
+using test::random_tensor;
 
 namespace {
-template <class T>
-Tensor<T> random_tensor(const Shape& s, std::uint64_t seed, double scale = 1.0, double shift = 0.0) {
-  Rng rng(seed);
-  Tensor<T> t(s);
-  for (index_t i = 0; i < t.numel(); ++i) t[i] = static_cast<T>(shift + scale * rng.normal());
-  return t;
-}
 
 // "8,1,1" -> Shape{8, 1, 1}
 Shape parse_shape(const std::string& s) {

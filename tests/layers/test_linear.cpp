@@ -5,17 +5,12 @@
 #include "gcnet/layers/linear.hpp"
 #include "gcnet/testing/gradient_check.hpp"
 #include "gcnet/testing/parity.hpp"
+#include "support/layer_testing.hpp"
 
 using namespace gcnet;
+using test::random_tensor;
 
 namespace {
-template <class T>
-Tensor<T> random_tensor(const Shape& s, std::uint64_t seed) {
-  Rng rng(seed);
-  Tensor<T> t(s);
-  for (index_t i = 0; i < t.numel(); ++i) t[i] = static_cast<T>(rng.normal());
-  return t;
-}
 }  // namespace
 
 TEST_CASE("Linear: names, shapes, accessors and PyTorch's default init") {

@@ -41,13 +41,25 @@ inline std::optional<Size2> meta_optional_size2(const io::SafetensorsReader& f, 
   if (meta_is_none(f, key)) return std::nullopt;
   return meta_size2(f, key);
 }
-// A tensor of N(0, 1) values from its own reproducible stream.
+// A tensor of N(shift, scale^2) values from its own reproducible stream.
 template <class T>
-Tensor<T> random_tensor(const Shape& s, std::uint64_t seed) {
+Tensor<T> random_tensor(const Shape& s, std::uint64_t seed, double scale = 1.0, double shift = 0.0) {
   Rng rng(seed);
   Tensor<T> t(s);
-  for (index_t i = 0; i < t.numel(); ++i) t[i] = static_cast<T>(rng.normal());
+  for (index_t i = 0; i < t.numel(); ++i) t[i] = static_cast<T>(shift + scale * rng.normal());
   return t;
+}
+
+// "a,b,c" -> {"a", "b", "c"}.
+inline std::vector<std::string> split_csv(const std::string& s) {
+  std::vector<std::string> out;
+  std::size_t start = 0;
+  while (true) {
+    const auto comma = s.find(',', start);
+    out.push_back(s.substr(start, comma - start));
+    if (comma == std::string::npos) return out;
+    start = comma + 1;
+  }
 }
 
 // max |a - b| over two tensors of the same shape (+inf on a shape mismatch or NaN).
