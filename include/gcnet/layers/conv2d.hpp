@@ -91,21 +91,9 @@ class Conv2d {
  private:
   // The input is the unfolded image; the output channels are the matrix side.
   void configure(const Shape& in, const Shape& out) {
-    ConvGeometry g;
-    g.channels = o_.in;
-    g.height = in.h();
-    g.width = in.w();
-    g.kernel_h = o_.kernel.h;
-    g.kernel_w = o_.kernel.w;
-    g.stride_h = o_.stride.h;
-    g.stride_w = o_.stride.w;
-    g.pad_h = o_.padding.h;
-    g.pad_w = o_.padding.w;
-    g.dilation_h = o_.dilation.h;
-    g.dilation_w = o_.dilation.w;
-    g.out_h = out.h();
-    g.out_w = out.w();
-    gemm_.configure(g, o_.groups, o_.out);
+    gemm_.configure(detail::conv_geometry(o_.in, in.h(), in.w(), o_.kernel, o_.stride, o_.padding, o_.dilation,
+                                          out.h(), out.w()),
+                    o_.groups, o_.out);
   }
 
   Conv2dOptions o_;

@@ -3,6 +3,7 @@
 #include <string>
 
 #include "gcnet/core/error.hpp"
+#include "gcnet/kernels/im2col.hpp"
 #include "gcnet/layers/size2.hpp"
 
 namespace gcnet {
@@ -33,6 +34,27 @@ inline void check_conv_options(const std::string& who, index_t in, index_t out, 
   GCNET_CHECK(groups > 0, who, ": groups must be positive, got ", groups);
   GCNET_CHECK(in % groups == 0, who, ": in channels (", in, ") must be divisible by groups (", groups, ")");
   GCNET_CHECK(out % groups == 0, who, ": out channels (", out, ") must be divisible by groups (", groups, ")");
+}
+// The unfolding geometry of a convolution between an image (channels x image_h x image_w)
+// and its grid of window positions (grid_h x grid_w): Conv2d unfolds its input,
+// ConvTranspose2d its output.
+inline ConvGeometry conv_geometry(index_t channels, index_t image_h, index_t image_w, Size2 kernel, Size2 stride,
+                                  Size2 padding, Size2 dilation, index_t grid_h, index_t grid_w) {
+  ConvGeometry g;
+  g.channels = channels;
+  g.height = image_h;
+  g.width = image_w;
+  g.kernel_h = kernel.h;
+  g.kernel_w = kernel.w;
+  g.stride_h = stride.h;
+  g.stride_w = stride.w;
+  g.pad_h = padding.h;
+  g.pad_w = padding.w;
+  g.dilation_h = dilation.h;
+  g.dilation_w = dilation.w;
+  g.out_h = grid_h;
+  g.out_w = grid_w;
+  return g;
 }
 }  // namespace detail
 

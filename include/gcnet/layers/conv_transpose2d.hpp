@@ -109,21 +109,9 @@ class ConvTranspose2d {
   // The output is the unfolded image (its windows are the input's pixels); the input
   // channels are the matrix side.
   void configure(const Shape& in, const Shape& out) {
-    ConvGeometry g;
-    g.channels = o_.out;
-    g.height = out.h();
-    g.width = out.w();
-    g.kernel_h = o_.kernel.h;
-    g.kernel_w = o_.kernel.w;
-    g.stride_h = o_.stride.h;
-    g.stride_w = o_.stride.w;
-    g.pad_h = o_.padding.h;
-    g.pad_w = o_.padding.w;
-    g.dilation_h = o_.dilation.h;
-    g.dilation_w = o_.dilation.w;
-    g.out_h = in.h();
-    g.out_w = in.w();
-    gemm_.configure(g, o_.groups, o_.in);
+    gemm_.configure(detail::conv_geometry(o_.out, out.h(), out.w(), o_.kernel, o_.stride, o_.padding, o_.dilation,
+                                          in.h(), in.w()),
+                    o_.groups, o_.in);
   }
 
   ConvTranspose2dOptions o_;
