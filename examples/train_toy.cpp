@@ -1,14 +1,20 @@
 // The demo's main job: trains a small convolutional network on generated images (oriented
-// gratings, examples/toy_data.hpp) and prints the loss as it falls.
-//   gcnet_train_toy [--iters 80] [--batch 32] [--lr 0.05] [--seed 1] [--work-dir DIR]
+// gratings, examples/toy_data.hpp) with the Trainer, and leaves in the work folder what an
+// mmdet run leaves: <timestamp>.log.json, iter_<N>.safetensors + latest.safetensors, and the
+// loss/lr curve (curve.svg).
+//   gcnet_train_toy [--iters 100] [--batch 32] [--lr 0.05] [--seed 1] [--work-dir DIR]
+//                   [--log-interval 10] [--checkpoint-interval 40] [--resume CKPT]
 #include <CLI/CLI.hpp>
 
-#include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
 
+#include "gcnet/data/loader.hpp"
+#include "gcnet/data/datasets.hpp"
 #include "gcnet/gcnet.hpp"
+#include "gcnet/train/log_plot.hpp"
+#include "gcnet/train/trainer.hpp"
 #include "toy_data.hpp"
 
 using namespace gcnet;
@@ -29,92 +35,108 @@ ToyNet make_net() {
                 Flatten<>(), Linear<>(64, toy::kClasses)};
 }
 
-// Writes `text` to `path` atomically (temporary file, then rename).
-void write_atomic(const std::filesystem::path& path, const std::string& text) {
-  const auto tmp = path.string() + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::trunc);
-    GCNET_CHECK(out.good(), tmp, ": cannot open for writing");
-    out << text;
-    out.flush();
-    GCNET_CHECK(out.good(), tmp, ": write failed");
+// The generated training set: `n` samples, sample i drawn from Philox stream (seed, 100 + i).
+data::InMemoryDataset make_dataset(std::uint64_t seed, index_t n, index_t size) {
+  std::vector<data::Sample> samples;
+  for (index_t i = 0; i < n; ++i) {
+    Rng rng(seed, 100 + static_cast<std::uint64_t>(i));
+    const int k = static_cast<int>(rng.below(toy::kClasses));
+    samples.push_back({toy::make_image(rng, k, size), {}, k});
   }
-  std::filesystem::rename(tmp, path);
+  return data::InMemoryDataset(std::move(samples));
+}
+
+// Accuracy in eval mode (running BN statistics) on freshly generated images.
+double held_out_accuracy(ToyNet& net, std::uint64_t seed, index_t batch, index_t size) {
+  set_training(net, false);
+  Rng rng(seed, /*stream=*/1);
+  Tensor<float> images, logits;
+  Tensor<std::int64_t> labels;
+  int correct = 0, total = 0;
+  for (int b = 0; b < 4; ++b) {
+    toy::make_batch(rng, images, labels, batch, size);
+    net.forward(images, logits);
+    for (index_t i = 0; i < logits.size(0); ++i) {
+      index_t best = 0;
+      for (index_t k = 1; k < logits.size(1); ++k)
+        if (logits.at({i, k}) > logits.at({i, best})) best = k;
+      correct += best == labels[i];
+      ++total;
+    }
+  }
+  set_training(net, true);
+  return double(correct) / total;
 }
 
 int main(int argc, char** argv) {
   CLI::App app{"gcnet demo: train a small CNN on generated oriented gratings"};
-  int iters = 80, batch = 32, size = 32;
+  int iters = 100, batch = 32, size = 32, samples = 1024, log_interval = 10, ckpt_interval = 40;
   double lr = 0.05;
   std::uint64_t seed = 1;
-  std::string work_dir = "work/demo";
+  std::string work_dir = "work/demo", resume;
   app.add_option("--iters", iters, "training iterations")->check(CLI::PositiveNumber);
   app.add_option("--batch", batch, "batch size")->check(CLI::Range(2, 4096));
   app.add_option("--size", size, "image size")->check(CLI::Range(8, 512));
-  app.add_option("--lr", lr, "learning rate")->check(CLI::PositiveNumber);
+  app.add_option("--samples", samples, "generated training images")->check(CLI::Range(2, 1 << 20));
+  app.add_option("--lr", lr, "base learning rate")->check(CLI::PositiveNumber);
   app.add_option("--seed", seed, "random seed (weights and data)");
-  app.add_option("--work-dir", work_dir, "folder for the run's summary");
+  app.add_option("--log-interval", log_interval, "iterations per log line")->check(CLI::PositiveNumber);
+  app.add_option("--checkpoint-interval", ckpt_interval, "iterations per checkpoint (0: at the end only)")
+      ->check(CLI::NonNegativeNumber);
+  app.add_option("--work-dir", work_dir, "folder for the log, checkpoints and curve");
+  app.add_option("--resume", resume, "checkpoint to continue from (e.g. WORK_DIR/latest.safetensors)");
   CLI11_PARSE(app, argc, argv);
 
   try {
     manual_seed(seed);
     ToyNet net = make_net();
+    data::DataLoader loader(make_dataset(seed, samples, size),
+                            {.batch_size = batch, .shuffle = true, .seed = seed, .workers = 1});
     Sgd<float> opt(named_parameters(net), {.lr = lr, .momentum = 0.9, .weight_decay = 1e-4});
-    CrossEntropyLoss<float> loss_fn;
-    Rng data_rng(seed, /*stream=*/1);
+    // mmdet-style: linear warmup from 0.1 x lr, then 10x decays late in the run.
+    const std::int64_t warmup = std::max(2, iters / 12);
+    const std::vector<std::int64_t> milestones = {iters * 2 / 3, iters * 11 / 12};
+    const WarmupMultiStepLr schedule({.warmup = {.start_factor = 0.1, .iters = warmup}, .milestones = milestones});
+    CrossEntropyLoss<float> ce;
+    auto loss_fn = [&ce](const Tensor<float>& logits, const data::Batch& b, Tensor<float>& dlogits) {
+      const double loss = ce.forward(logits, b.labels);
+      ce.backward(dlogits);
+      return NamedLosses{{"loss_cls", loss}};
+    };
+    TrainerOptions topt;
+    topt.work_dir = work_dir;
+    topt.log_interval = log_interval;
+    topt.checkpoint_interval = ckpt_interval;
+    topt.seed = seed;
+    topt.exp_name = "train_toy";
+    topt.config = {{"model", net.describe()}, {"iters", iters},  {"batch", batch},   {"size", size},
+                   {"samples", samples},      {"lr", lr},        {"momentum", 0.9},  {"weight_decay", 1e-4},
+                   {"warmup", warmup}, {"milestones", milestones}};
+    Trainer trainer(net, loader, opt, schedule, loss_fn, topt);
+
     std::printf("gcnet demo: %s\n%lld parameters, batch %d, %d iterations, %d threads\n", net.describe().c_str(),
                 static_cast<long long>(parameter_count(net)), batch, iters, num_threads());
+    if (!resume.empty()) trainer.resume(resume);
+    trainer.run(iters);
 
-    Tensor<float> images, logits, dlogits, dimages;
-    Tensor<std::int64_t> labels;
-    double first = 0, last = 0, window = 0;
-    const int report = std::max(1, iters / 8);
-    const auto start = std::chrono::steady_clock::now();
-    for (int it = 1; it <= iters; ++it) {
-      toy::make_batch(data_rng, images, labels, batch, size);
-      net.forward(images, logits);
-      const float loss = loss_fn.forward(logits, labels);
-      GCNET_CHECK(std::isfinite(loss), "training diverged: loss ", loss, " at iteration ", it);
-      dlogits = zeros<float>(logits.shape());
-      loss_fn.backward(dlogits);
-      dimages = zeros<float>(images.shape());
-      net.backward(images, logits, dlogits, dimages);
-      opt.step();
-      window += loss;
-      if (it % report == 0 || it == iters) {
-        const int n = it % report == 0 ? report : it % report;
-        const double mean = window / n;
-        if (first == 0) first = mean;
-        last = mean;
-        const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-        std::printf("iter %4d  loss %.4f  (%.1f it/s)\n", it, mean, it / secs);
-        window = 0;
-      }
+    const std::string curve = (std::filesystem::path(work_dir) / "curve.svg").string();
+    plot_train_log(trainer.log_path().string(), curve);
+    const auto& losses = trainer.loss_curve();
+    const double accuracy = held_out_accuracy(net, seed + 1, batch, size);
+    std::printf("log %s\ncheckpoint %s\ncurve %s\n", trainer.log_path().c_str(), trainer.last_checkpoint().c_str(),
+                curve.c_str());
+    if (losses.size() < 2) {
+      std::printf("held-out accuracy %.1f%% (chance %.1f%%)\n", 100 * accuracy, 100.0 / toy::kClasses);
+      return 0;
     }
-
-    // Held-out accuracy in eval mode (running BN statistics).
-    set_training(net, false);
-    int correct = 0, total = 0;
-    for (int b = 0; b < 4; ++b) {
-      toy::make_batch(data_rng, images, labels, batch, size);
-      net.forward(images, logits);
-      for (index_t i = 0; i < logits.size(0); ++i) {
-        index_t best = 0;
-        for (index_t k = 1; k < logits.size(1); ++k)
-          if (logits.at({i, k}) > logits.at({i, best})) best = k;
-        correct += best == labels[i];
-        ++total;
-      }
+    const double first = losses.front().second, last = losses.back().second;
+    {  // the run's summary, as before the trainer (README)
+      std::ofstream out(std::filesystem::path(work_dir) / "summary.json", std::ios::trunc);
+      out << nlohmann::json{{"first_loss", first}, {"last_loss", last}, {"accuracy", accuracy}}.dump() << '\n';
+      GCNET_CHECK(out.good(), work_dir, "/summary.json: write failed");
     }
-    const double accuracy = double(correct) / total;
     std::printf("loss %.4f -> %.4f (%s); held-out accuracy %.1f%% (chance %.1f%%)\n", first, last,
                 last < first ? "falling" : "NOT falling", 100 * accuracy, 100.0 / toy::kClasses);
-
-    std::filesystem::create_directories(work_dir);
-    char summary[256];
-    std::snprintf(summary, sizeof summary, "{\"first_loss\": %.6f, \"last_loss\": %.6f, \"accuracy\": %.4f}\n", first,
-                  last, accuracy);
-    write_atomic(std::filesystem::path(work_dir) / "summary.json", summary);
     return last < first ? 0 : 1;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "gcnet_train_toy: %s\n", e.what());

@@ -40,6 +40,12 @@
 
 #include "gcnet/models/bottleneck.hpp"
 
+#include "gcnet/loss/bce_with_logits.hpp"
 #include "gcnet/loss/cross_entropy.hpp"
+#include "gcnet/loss/l1.hpp"
+#include "gcnet/loss/smooth_l1.hpp"
+#include "gcnet/optim/clip_grad.hpp"
+#include "gcnet/optim/lr_schedule.hpp"
+#include "gcnet/optim/param_groups.hpp"
 #include "gcnet/optim/sgd.hpp"
 #include "gcnet/io/safetensors_reader.hpp"

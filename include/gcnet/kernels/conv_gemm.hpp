@@ -227,7 +227,7 @@ class ConvGemm {
       const index_t i = t / nb;
       band_weight_grad(w, mat + i * mat_size(), img + i * img_size(), t % nb, acc,
                        mat_grad ? mat_grad + i * mat_size() : nullptr, slot);
-    });
+    }, /*ordered=*/true);
     if (!used[0]) detail::conv_zero_serial(B{}, dw, wsize);
     for (index_t s = 1; s < slots; ++s) {
       // Small sums stay serial: a parallel region costs more than adding a few MB.
@@ -329,12 +329,21 @@ class ConvGemm {
   // so a thread slowed by other work on its core simply takes fewer. slot < num_slots()
   // names the calling thread's scratch.
   template <class F>
-  void for_each_task(index_t tasks, F&& task) {
+  // ordered: slot s runs tasks s, s + slots, ... in that order (not first come, first
+  // served), so per-slot sums, and the weight gradient summed from them, are the same in
+  // every run: a resumed training run reproduces an uninterrupted one bit for bit.
+  void for_each_task(index_t tasks, F&& task, bool ordered = false) {
     index_t slots = 1;
     if constexpr (std::same_as<B, Cpu>) slots = in_parallel() ? 1 : std::min(num_slots(), tasks);
-    ensure_band_buffers(std::max<index_t>(1, slots));
+    slots = std::max<index_t>(1, slots);
+    ensure_band_buffers(slots);
     std::atomic<index_t> next{0};
-    for_each_range(Cpu{}, slots, [&](index_t b, index_t) {
+    for_each_range(Cpu{}, slots, [&](index_t b, index_t e) {
+      if (ordered) {
+        for (index_t s = b; s < e; ++s)
+          for (index_t t = s; t < tasks; t += slots) task(t, s);
+        return;
+      }
       for (index_t t = next.fetch_add(1, std::memory_order_relaxed); t < tasks;
            t = next.fetch_add(1, std::memory_order_relaxed))
         task(t, b);

@@ -1,0 +1,309 @@
+#pragma once
+// Trainer: the training loop every example binary needs (mmdet's runner, reduced).
+// One iteration: batch = loader.next(); lr = schedule.lr(base_lr, iter); forward; the
+// user's loss callback (named losses, writes d loss/d output); backward; optional gradient
+// clipping by global norm; optimizer step. Around it: a progress line and a record in
+// <work_dir>/<timestamp>.log.json per log interval, checkpoints every N iterations and at
+// the end (iter_<N>.safetensors + latest.safetensors), exact resume, and a stop with a clear
+// error on a NaN/Inf loss that never overwrites the last good checkpoint.
+//
+// Exact resume: a checkpoint holds the parameters, buffers, optimizer state and the
+// iteration; resume() restores them and seeks the loader to the same global batch index, so
+// the resumed run sees the same batches, lrs and state as an uninterrupted one (bit for bit
+// on the CPU at a fixed thread count).
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <filesystem>
+#include <functional>
+#include <map>
+#include <string>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "gcnet/core/error.hpp"
+#include "gcnet/core/layer.hpp"
+#include "gcnet/core/parallel.hpp"
+#include "gcnet/io/checkpoint.hpp"
+#include "gcnet/kernels/elementwise.hpp"
+#include "gcnet/optim/clip_grad.hpp"
+#include "gcnet/optim/lr_schedule.hpp"
+#include "gcnet/train/json_log.hpp"
+#include "gcnet/train/peak_memory.hpp"
+#include "gcnet/train/progress.hpp"
+
+namespace gcnet {
+
+// Named losses of one iteration, e.g. {{"loss_cls", 0.69}, {"loss_aux", 0.2}}. Their sum is
+// logged as "loss".
+using NamedLosses = std::vector<std::pair<std::string, double>>;
+
+struct TrainerOptions {
+  std::string work_dir = "work";
+  std::int64_t log_interval = 10;         // iterations per progress line / log record
+  std::int64_t checkpoint_interval = 0;   // 0: a checkpoint at the end only
+  double max_grad_norm = 0;               // > 0: clip gradients to this global L2 norm
+  bool print = true;                      // progress lines on stdout
+  std::uint64_t seed = 0;                 // recorded in the log's meta line
+  std::string exp_name = "gcnet";
+  nlohmann::json config = nlohmann::json::object();  // recorded in the log's meta line
+  std::map<std::string, std::string> metadata;       // added to every checkpoint
+};
+
+template <Layer Model, class Loader, class Optimizer, class Schedule = ConstantLr>
+class Trainer {
+ public:
+  using T = typename Model::value_type;
+  using B = typename Model::backend_type;
+  using TensorT = tensor_of<Model>;
+  using Batch = std::remove_cvref_t<decltype(std::declval<Loader&>().next())>;
+  // (output, batch, doutput) -> named losses; doutput arrives zeroed and shaped like the
+  // output, and the callback adds d loss / d output into it.
+  using LossFn = std::function<NamedLosses(const TensorT& output, const Batch& batch, TensorT& doutput)>;
+
+  Trainer(Model& model, Loader& loader, Optimizer& opt, Schedule schedule, LossFn loss_fn, TrainerOptions options)
+      : model_(model), loader_(loader), opt_(opt), schedule_(std::move(schedule)), loss_fn_(std::move(loss_fn)),
+        opt_o_(std::move(options)), base_lr_(opt.lr()) {
+    GCNET_CHECK(loss_fn_, "Trainer: no loss function given");
+    GCNET_CHECK(opt_o_.log_interval > 0, "Trainer: log_interval must be positive, got ", opt_o_.log_interval);
+    GCNET_CHECK(opt_o_.checkpoint_interval >= 0, "Trainer: checkpoint_interval must be >= 0, got ",
+                opt_o_.checkpoint_interval);
+    GCNET_CHECK(!opt_o_.work_dir.empty(), "Trainer: work_dir is empty");
+  }
+
+  // Restores model, optimizer, iteration and loader position from a checkpoint written by
+  // this trainer; the next run() continues exactly where that run was.
+  void resume(const std::string& path) {
+    const auto report = io::load_checkpoint(path, model_, &opt_);  // strict: everything must match
+    GCNET_CHECK(report.metadata.count("iter"), path, ": not a trainer checkpoint (no 'iter' in its metadata)");
+    GCNET_CHECK(report.optimizer_loaded, path, ": has no optimizer state, so training cannot resume exactly");
+    iter_ = report.meta_int("iter");
+    GCNET_CHECK(iter_ >= 0, path, ": metadata 'iter' is negative: ", iter_);
+    loader_.seek(iter_);
+    last_checkpoint_ = path;
+    last_checkpoint_iter_ = iter_;
+    if (opt_o_.print) std::printf("resumed from %s at iteration %lld\n", path.c_str(), static_cast<long long>(iter_));
+  }
+
+  // Trains until `max_epochs` epochs of the loader are done; logs "iter" within the epoch
+  // as mmdet's epoch-based runner does.
+  void run_epochs(std::int64_t max_epochs) {
+    GCNET_CHECK(max_epochs > 0, "Trainer: max_epochs must be positive, got ", max_epochs);
+    by_epoch_ = true;
+    run(max_epochs * batches_per_epoch());
+  }
+
+  // Trains until the global iteration count reaches `max_iters`.
+  void run(std::int64_t max_iters) {
+    GCNET_CHECK(max_iters > 0, "Trainer: max_iters must be positive, got ", max_iters);
+    max_iters_ = max_iters;
+    open_log();
+    set_training(model_, true);
+    const auto run_start = Clock::now();
+    const std::int64_t first_iter = iter_;
+    while (iter_ < max_iters) {
+      const auto t0 = Clock::now();
+      const Batch batch = loader_.next();
+      const auto t1 = Clock::now();
+      set_lr();
+
+      model_.forward(batch.images, output_);
+      doutput_.resize(output_.shape());
+      fill(doutput_, T(0));
+      const NamedLosses losses = loss_fn_(output_, batch, doutput_);
+      GCNET_CHECK(!losses.empty(), "Trainer: the loss function returned no losses at iteration ", iter_ + 1);
+      double total = 0;
+      for (const auto& [name, v] : losses) {
+        if (!std::isfinite(v)) stop_on_bad_loss(name, v);
+        total += v;
+      }
+      if (!std::isfinite(total)) stop_on_bad_loss("loss", total);
+
+      dinput_.resize(batch.images.shape());
+      fill(dinput_, T(0));
+      model_.backward(batch.images, output_, doutput_, dinput_);
+      if (opt_o_.max_grad_norm > 0) clip_grad_norm(opt_.params(), opt_o_.max_grad_norm);
+      opt_.step();
+      ++iter_;
+
+      accumulate(losses, total, seconds(t0, Clock::now()), seconds(t0, t1));
+      if (log_due(max_iters))
+        write_interval(seconds(run_start, Clock::now()) / static_cast<double>(iter_ - first_iter));
+      if ((opt_o_.checkpoint_interval > 0 && iter_ % opt_o_.checkpoint_interval == 0) || iter_ == max_iters)
+        save();
+    }
+  }
+
+  std::int64_t iter() const { return iter_; }
+  std::int64_t batches_per_epoch() const {
+    const auto n = static_cast<std::int64_t>(loader_.batches_per_epoch());
+    GCNET_CHECK(n > 0, "Trainer: the loader has no batches per epoch");
+    return n;
+  }
+  double lr() const { return lr_; }
+  const std::filesystem::path& log_path() const { return log_.path(); }
+  std::filesystem::path work_dir() const { return opt_o_.work_dir; }
+  // The latest checkpoint written (or resumed from); empty before the first.
+  const std::string& last_checkpoint() const { return last_checkpoint_; }
+  // (iteration, mean total loss) of each log interval of this process's runs.
+  const std::vector<std::pair<std::int64_t, double>>& loss_curve() const { return loss_curve_; }
+
+ private:
+  using Clock = std::chrono::steady_clock;
+  static double seconds(Clock::time_point a, Clock::time_point b) { return std::chrono::duration<double>(b - a).count(); }
+
+  void open_log() {
+    if (log_.is_open()) return;
+    log_ = JsonLog(opt_o_.work_dir);
+    char env[160];
+    std::snprintf(env, sizeof env, "gcnet; C++ %ld; %d threads", static_cast<long>(__cplusplus), num_threads());
+    log_.write({{"env_info", env},
+                {"config", opt_o_.config},
+                {"seed", opt_o_.seed},
+                {"exp_name", opt_o_.exp_name},
+                {"by_epoch", by_epoch_},
+                {"iters_per_epoch", batches_per_epoch()},
+                {"max_iters", max_iters_},
+                {"start_iter", iter_}});
+  }
+
+  // Every group's lr for iteration iter_ (0 = the first step). Sgd applies the schedule to
+  // each group's base lr; other optimizers get schedule.lr(initial lr, iter).
+  void set_lr() {
+    if constexpr (requires { opt_.apply_schedule(schedule_, iter_); }) {
+      opt_.apply_schedule(schedule_, iter_);
+      lr_ = opt_.lr();
+    } else {
+      lr_ = schedule_.lr(base_lr_, iter_);
+      opt_.set_lr(lr_);
+    }
+  }
+
+  // Iteration mode: every log_interval iterations and at the end. Epoch mode, as mmdet:
+  // every log_interval iterations within the epoch and at each epoch's end.
+  bool log_due(std::int64_t max_iters) const {
+    if (iter_ == max_iters) return true;
+    if (!by_epoch_) return iter_ % opt_o_.log_interval == 0;
+    const std::int64_t in_epoch = (iter_ - 1) % batches_per_epoch() + 1;
+    return in_epoch % opt_o_.log_interval == 0 || in_epoch == batches_per_epoch();
+  }
+
+  void accumulate(const NamedLosses& losses, double total, double time_s, double data_time_s) {
+    for (const auto& [name, v] : losses) {
+      auto it = std::find_if(window_.begin(), window_.end(), [&](const auto& e) { return e.first == name; });
+      if (it == window_.end()) window_.emplace_back(name, v);
+      else it->second += v;
+    }
+    window_total_ += total;
+    window_time_ += time_s;
+    window_data_time_ += data_time_s;
+    ++window_count_;
+  }
+
+  // One progress line and one log record with the interval's means; resets the window.
+  void write_interval(double mean_iter_s) {
+    const double n = static_cast<double>(window_count_);
+    const std::int64_t ipe = batches_per_epoch();
+    const std::int64_t epoch = (iter_ - 1) / ipe + 1, iter_in_epoch = (iter_ - 1) % ipe + 1;
+    nlohmann::json rec = {{"mode", "train"}, {"epoch", epoch}, {"iter", by_epoch_ ? iter_in_epoch : iter_}, {"lr", lr_}};
+    ProgressLine line;
+    line.by_epoch = by_epoch_;
+    line.epoch = epoch;
+    line.iter_in_epoch = iter_in_epoch;
+    line.iters_per_epoch = ipe;
+    line.iter = iter_;
+    line.max_iters = max_iters_;
+    line.lr = lr_;
+    for (const auto& [name, sum] : window_) {
+      rec[name] = sum / n;
+      line.losses.emplace_back(name, sum / n);
+    }
+    const double mean_total = window_total_ / n;
+    const long memory = peak_rss_mb();
+    rec["loss"] = mean_total;
+    rec["time"] = window_time_ / n;
+    rec["data_time"] = window_data_time_ / n;
+    rec["memory"] = memory;
+    log_.write(rec);
+    loss_curve_.emplace_back(iter_, mean_total);
+    if (opt_o_.print) {
+      line.losses.emplace_back("loss", mean_total);
+      line.time_s = window_time_ / n;
+      line.data_time_s = window_data_time_ / n;
+      line.memory_mb = memory;
+      line.iters_per_s = mean_iter_s > 0 ? 1 / mean_iter_s : 0;
+      line.eta_s = mean_iter_s * static_cast<double>(max_iters_ - iter_);
+      std::printf("%s\n", line.str().c_str());
+      std::fflush(stdout);
+    }
+    window_.clear();
+    window_total_ = window_time_ = window_data_time_ = 0;
+    window_count_ = 0;
+  }
+
+  // Saves iter_<N>.safetensors, then latest.safetensors. Parameters that are no longer
+  // finite are never saved: the last good checkpoint stays.
+  void save() {
+    for (auto& [name, p] : named_parameters(model_)) {
+      const auto host = to_backend<Cpu>(p->value);
+      const T* v = host.data();
+      for (index_t i = 0, n = host.numel(); i < n; ++i)
+        if (!std::isfinite(v[i]))
+          detail::fail("training stopped at iteration ", iter_, ": parameter '", name,
+                       "' is not finite; no checkpoint written for this iteration (", last_good_text(), ")");
+    }
+    std::map<std::string, std::string> meta = opt_o_.metadata;
+    meta["iter"] = std::to_string(iter_);
+    meta["epoch"] = std::to_string(iter_ / batches_per_epoch());
+    meta["iters_per_epoch"] = std::to_string(batches_per_epoch());
+    meta["lr"] = std::to_string(lr_);
+    meta["seed"] = std::to_string(opt_o_.seed);
+    meta["by_epoch"] = by_epoch_ ? "true" : "false";
+    const std::filesystem::path dir = opt_o_.work_dir;
+    std::filesystem::create_directories(dir);
+    io::save_checkpoint((dir / ("iter_" + std::to_string(iter_) + ".safetensors")).string(), model_, &opt_, meta);
+    const std::string latest = (dir / "latest.safetensors").string();
+    io::save_checkpoint(latest, model_, &opt_, meta);
+    last_checkpoint_ = latest;
+    last_checkpoint_iter_ = iter_;
+    if (opt_o_.print) std::printf("saved checkpoint %s (iteration %lld)\n", latest.c_str(), static_cast<long long>(iter_));
+  }
+
+  std::string last_good_text() const {
+    if (last_checkpoint_.empty()) return "no checkpoint was written before";
+    return "the last good checkpoint is " + last_checkpoint_ + " from iteration " + std::to_string(last_checkpoint_iter_);
+  }
+
+  [[noreturn]] void stop_on_bad_loss(const std::string& name, double value) {
+    const std::int64_t it = iter_ + 1;  // 1-based, as logged
+    detail::fail("training stopped at iteration ", it, " (epoch ", (it - 1) / batches_per_epoch() + 1, "): loss '",
+                 name, "' is ", value, "; ", last_good_text());
+  }
+
+  Model& model_;
+  Loader& loader_;
+  Optimizer& opt_;
+  Schedule schedule_;
+  LossFn loss_fn_;
+  TrainerOptions opt_o_;
+  double base_lr_, lr_ = 0;
+  std::int64_t iter_ = 0, max_iters_ = 0;
+  bool by_epoch_ = false;
+  JsonLog log_;
+  std::string last_checkpoint_;
+  std::int64_t last_checkpoint_iter_ = 0;
+  // The current log interval's sums.
+  NamedLosses window_;
+  double window_total_ = 0, window_time_ = 0, window_data_time_ = 0;
+  std::int64_t window_count_ = 0;
+  std::vector<std::pair<std::int64_t, double>> loss_curve_;
+  // Scratch reused every iteration.
+  TensorT output_, doutput_, dinput_;
+};
+
+}  // namespace gcnet
