@@ -1,0 +1,289 @@
+#pragma once
+// Blocked pairwise attention of one image, the core of NonLocal2d:
+//   y[c, i] = sum_j f(i, j) g[c, j]      i < P query positions, j < P' key positions
+// with theta [D, P], phi [D, P'], g [Ci, P'] stored channel-major (an NCHW image), and f:
+//   Softmax:  softmax_j(scale * theta_i . phi_j)           (gaussian, embedded gaussian)
+//   Linear:   scale * theta_i . phi_j                      (dot product, scale = 1 / P';
+//             computed without the matrix, by associativity)
+//   Concat:   scale * ReLU(w_t . theta_i + w_p . phi_j)    (concatenation, scale = 1 / P')
+// Why blocked: the P x P' matrix is computed `rows` query rows at a time (scores by GEMM,
+// the row transform, then the product with g), so only rows x P' scores ever exist. The
+// backward recomputes each block instead of storing the forward's matrix.
+// Threads take whole blocks (each with its own scratch and serial GEMMs): one GEMM of
+// 128 rows split across threads costs more in synchronization than it gains; the backward's
+// sums over query rows (dg, dphi) go to per-thread partials, added at the end.
+#include <algorithm>
+#include <bit>
+#include <cmath>
+#include <concepts>
+
+#include "gcnet/core/parallel.hpp"
+#include "gcnet/core/tensor.hpp"
+#include "gcnet/kernels/blas.hpp"
+#include "gcnet/kernels/elementwise.hpp"
+
+namespace gcnet {
+
+namespace detail {
+// exp for the softmax rows: float uses a branch-free Cephes-style polynomial that the
+// compiler vectorizes (std::exp is a scalar call, about a third of the forward's time at
+// 56x56); ~1 ulp on [-87, 0], where the softmax evaluates it. double keeps std::exp.
+template <class T>
+GCNET_HD inline T softmax_exp(T x) {
+  if constexpr (std::same_as<T, float>) {
+    x = x < -87.0f ? -87.0f : x;
+    x = x > 88.0f ? 88.0f : x;
+    // n = round(x / ln 2) by the 1.5 * 2^23 trick (no floor call, so the loop vectorizes)
+    const float n = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
+    const float r = x - n * 0.693359375f + n * 2.12194440e-4f;
+    float p = 1.9875691500e-4f;
+    p = p * r + 1.3981999507e-3f;
+    p = p * r + 8.3334519073e-3f;
+    p = p * r + 4.1665795894e-2f;
+    p = p * r + 1.6666665459e-1f;
+    p = p * r + 5.0000001201e-1f;
+    p = p * r * r + r + 1.0f;
+    const float scale = std::bit_cast<float>((static_cast<int>(n) + 127) << 23);
+    return p * scale;
+  } else {
+    return std::exp(x);
+  }
+}
+}  // namespace detail
+
+enum class PairwiseKind { Softmax, Linear, Concat };
+
+struct PairwiseGeometry {
+  index_t D = 0;   // channels of theta / phi
+  index_t Ci = 0;  // channels of g
+  index_t P = 0;   // query positions
+  index_t Pp = 0;  // key positions
+};
+
+template <Scalar T = float, Backend B = Cpu>
+class BlockedPairwiseAttention {
+ public:
+  static constexpr index_t kRows = 128;  // query rows per block
+
+  BlockedPairwiseAttention(PairwiseKind kind, T scale) : kind_(kind), scale_(scale) {}
+  void set_scale(T scale) { scale_ = scale; }
+
+  // y [Ci, P] = g . f^T; w: the concat projection [2D] (Concat only).
+  void forward(const PairwiseGeometry& s, const T* theta, const T* phi, const T* g, const T* w, T* y) {
+    reserve(s);
+    if (kind_ == PairwiseKind::Linear) return linear_forward(s, theta, phi, g, y);
+    if (kind_ == PairwiseKind::Concat) project(s, theta, phi, w);
+    for_each_block(s, [&](index_t i0, index_t r, int slot) {
+      T* A = scores_.data() + slot * kRows * s.Pp;
+      attention_block(s, theta, phi, i0, r, A);
+      blas::gemm(B{}, blas::Op::N, blas::Op::T, s.Ci, r, s.Pp, T(1), g, s.Pp, A, s.Pp, T(0), y + i0, s.P);
+    });
+  }
+
+  // Assigns dtheta [D, P], dphi [D, P'], dg [Ci, P']; adds to dw [2D] (Concat only).
+  void backward(const PairwiseGeometry& s, const T* theta, const T* phi, const T* g, const T* w, const T* dy,
+                T* dtheta, T* dphi, T* dg, T* dw) {
+    reserve(s);
+    if (kind_ == PairwiseKind::Linear) return linear_backward(s, theta, phi, g, dy, dtheta, dphi, dg);
+    const index_t Pp = s.Pp;
+    const T scale = scale_;
+    const PairwiseKind kind = kind_;
+    if (kind == PairwiseKind::Concat) project(s, theta, phi, w);
+    // Per-thread partial sums over query rows.
+    fill(part_g_, T(0));
+    fill(part_phi_, T(0));
+    T* part_g = part_g_.data();
+    T* part_phi = part_phi_.data();
+    T* drow = drow_.data();
+    for_each_block(s, [&](index_t i0, index_t r, int slot) {
+      T* A = scores_.data() + slot * kRows * Pp;
+      T* dA = grad_.data() + slot * kRows * Pp;
+      T* pg = part_g + slot * s.Ci * Pp;
+      T* pphi = part_phi + slot * s.D * Pp;
+      attention_block(s, theta, phi, i0, r, A);  // A, recomputed
+      // dA = dy_blk^T . g ; dg += dy_blk . A
+      blas::gemm(B{}, blas::Op::T, blas::Op::N, r, Pp, s.Ci, T(1), dy + i0, s.P, g, Pp, T(0), dA, Pp);
+      blas::gemm(B{}, blas::Op::N, blas::Op::N, s.Ci, Pp, r, T(1), dy + i0, s.P, A, Pp, T(1), pg, Pp);
+      // dA -> dS (gradient of the pre-transform scores), in place.
+      if (kind == PairwiseKind::Softmax) {
+        for_each_index_weighted(B{}, r, Pp, [=] GCNET_HD(index_t i) {
+          const T* a = A + i * Pp;
+          T* d = dA + i * Pp;
+          T dot = 0;
+#pragma omp simd reduction(+ : dot)
+          for (index_t j = 0; j < Pp; ++j) dot += d[j] * a[j];
+#pragma omp simd
+          for (index_t j = 0; j < Pp; ++j) d[j] = scale * a[j] * (d[j] - dot);
+        });
+      } else if (kind == PairwiseKind::Linear) {
+        for_each_index_weighted(B{}, r, Pp, [=] GCNET_HD(index_t i) {
+          T* d = dA + i * Pp;
+          for (index_t j = 0; j < Pp; ++j) d[j] *= scale;
+        });
+      } else {
+        // Concat: dS = dA * scale where the ReLU passed; its row sums are d(w_t . theta_i),
+        // its column sums (into the thread's partial, first row of pphi) d(w_p . phi_j).
+        for_each_index_weighted(B{}, r, Pp, [=] GCNET_HD(index_t i) {
+          const T* a = A + i * Pp;
+          T* d = dA + i * Pp;
+          T sum = 0;
+          for (index_t j = 0; j < Pp; ++j) {
+            d[j] = a[j] > T(0) ? d[j] * scale : T(0);
+            sum += d[j];
+          }
+          drow[i0 + i] = sum;
+        });
+        for_each_index_weighted(B{}, Pp, r, [=] GCNET_HD(index_t j) {
+          T sum = 0;
+          for (index_t i = 0; i < r; ++i) sum += dA[i * Pp + j];
+          pphi[j] += sum;
+        });
+        return;
+      }
+      // dtheta_blk = phi . dS^T ; dphi += theta_blk . dS
+      blas::gemm(B{}, blas::Op::N, blas::Op::T, s.D, r, Pp, T(1), phi, Pp, dA, Pp, T(0), dtheta + i0, s.P);
+      blas::gemm(B{}, blas::Op::N, blas::Op::N, s.D, Pp, r, T(1), theta + i0, s.P, dA, Pp, T(1), pphi, Pp);
+    });
+    const index_t slots = slots_, ng = s.Ci * Pp, nphi = kind == PairwiseKind::Concat ? Pp : s.D * Pp;
+    for_each_index(B{}, ng, [=] GCNET_HD(index_t k) {
+      T sum = 0;
+      for (index_t t = 0; t < slots; ++t) sum += part_g[t * ng + k];
+      dg[k] = sum;
+    });
+    T* dphi_sum = kind == PairwiseKind::Concat ? dcol_.data() : dphi;
+    const index_t stride = s.D * Pp;
+    for_each_index(B{}, nphi, [=] GCNET_HD(index_t k) {
+      T sum = 0;
+      for (index_t t = 0; t < slots; ++t) sum += part_phi[t * stride + k];
+      dphi_sum[k] = sum;
+    });
+    if (kind == PairwiseKind::Concat) concat_backward(s, theta, phi, w, dtheta, dphi, dw);
+  }
+
+ private:
+  // Linear (dot product) needs no P x P' matrix at all: y = scale * g . (phi^T theta)
+  // = scale * (g . phi^T) . theta, with the small M = g . phi^T [Ci, D] (O(P D Ci) work).
+  void linear_forward(const PairwiseGeometry& s, const T* theta, const T* phi, const T* g, T* y) {
+    T* M = small_.data();
+    blas::gemm(B{}, blas::Op::N, blas::Op::T, s.Ci, s.D, s.Pp, T(1), g, s.Pp, phi, s.Pp, T(0), M, s.D);
+    blas::gemm(B{}, blas::Op::N, blas::Op::N, s.Ci, s.P, s.D, scale_, M, s.D, theta, s.P, T(0), y, s.P);
+  }
+  // dM = scale * dy . theta^T, dtheta = scale * M^T . dy, dg = dM . phi, dphi = dM^T . g.
+  void linear_backward(const PairwiseGeometry& s, const T* theta, const T* phi, const T* g, const T* dy, T* dtheta,
+                       T* dphi, T* dg) {
+    T* M = small_.data();
+    T* dM = small_.data() + s.Ci * s.D;
+    blas::gemm(B{}, blas::Op::N, blas::Op::T, s.Ci, s.D, s.Pp, T(1), g, s.Pp, phi, s.Pp, T(0), M, s.D);
+    blas::gemm(B{}, blas::Op::N, blas::Op::T, s.Ci, s.D, s.P, scale_, dy, s.P, theta, s.P, T(0), dM, s.D);
+    blas::gemm(B{}, blas::Op::T, blas::Op::N, s.D, s.P, s.Ci, scale_, M, s.D, dy, s.P, T(0), dtheta, s.P);
+    blas::gemm(B{}, blas::Op::N, blas::Op::N, s.Ci, s.Pp, s.D, T(1), dM, s.D, phi, s.Pp, T(0), dg, s.Pp);
+    blas::gemm(B{}, blas::Op::T, blas::Op::N, s.D, s.Pp, s.Ci, T(1), dM, s.D, g, s.Pp, T(0), dphi, s.Pp);
+  }
+
+  // Runs f(first_row, rows, slot) for every block of query rows; slot < slots_ names the
+  // calling thread's scratch.
+  template <class F>
+  void for_each_block(const PairwiseGeometry& s, F&& f) {
+    const index_t blocks = (s.P + kRows - 1) / kRows;
+#if defined(_OPENMP)
+    if constexpr (std::same_as<B, Cpu>) {
+      if (slots_ > 1 && blocks > 1 && !omp_in_parallel()) {
+#pragma omp parallel for schedule(dynamic, 1) num_threads(static_cast<int>(slots_))
+        for (index_t b = 0; b < blocks; ++b)
+          f(b * kRows, std::min(kRows, s.P - b * kRows), omp_get_thread_num());
+        return;
+      }
+    }
+#endif
+    for (index_t b = 0; b < blocks; ++b) f(b * kRows, std::min(kRows, s.P - b * kRows), 0);
+  }
+
+  void reserve(const PairwiseGeometry& s) {
+    if (kind_ == PairwiseKind::Linear) {
+      small_.resize(Shape{2, s.Ci, s.D});
+      return;
+    }
+    const index_t blocks = (s.P + kRows - 1) / kRows;
+    slots_ = std::same_as<B, Cpu> ? std::max<index_t>(1, std::min<index_t>(num_threads(), blocks)) : 1;
+    scores_.resize(Shape{slots_, kRows, s.Pp});
+    grad_.resize(Shape{slots_, kRows, s.Pp});
+    part_g_.resize(Shape{slots_, s.Ci, s.Pp});
+    part_phi_.resize(Shape{slots_, s.D, s.Pp});
+    if (kind_ == PairwiseKind::Concat) {
+      rowp_.resize(Shape{s.P});
+      colp_.resize(Shape{s.Pp});
+      drow_.resize(Shape{s.P});
+      dcol_.resize(Shape{s.Pp});
+    }
+  }
+
+  // rowp = w_t . theta [P], colp = w_p . phi [P'].
+  void project(const PairwiseGeometry& s, const T* theta, const T* phi, const T* w) {
+    blas::gemm(B{}, blas::Op::N, blas::Op::N, index_t{1}, s.P, s.D, T(1), w, s.D, theta, s.P, T(0), rowp_.data(),
+               s.P);
+    blas::gemm(B{}, blas::Op::N, blas::Op::N, index_t{1}, s.Pp, s.D, T(1), w + s.D, s.D, phi, s.Pp, T(0),
+               colp_.data(), s.Pp);
+  }
+
+  // S [r, P'] = f(i0 + i, j) for the block's rows.
+  void attention_block(const PairwiseGeometry& s, const T* theta, const T* phi, index_t i0, index_t r, T* S) {
+    const index_t Pp = s.Pp;
+    const T scale = scale_;
+    if (kind_ == PairwiseKind::Concat) {
+      const T* a = rowp_.data();
+      const T* b = colp_.data();
+      for_each_index_weighted(B{}, r, Pp, [=] GCNET_HD(index_t i) {
+        const T ai = a[i0 + i];
+        T* row = S + i * Pp;
+        for (index_t j = 0; j < Pp; ++j) {
+          const T v = ai + b[j];
+          row[j] = v > T(0) ? v * scale : T(0);
+        }
+      });
+      return;
+    }
+    blas::gemm(B{}, blas::Op::T, blas::Op::N, r, Pp, s.D, scale, theta + i0,
+               s.P, phi, Pp, T(0), S, Pp);
+    if (kind_ == PairwiseKind::Softmax) {
+      for_each_index_weighted(B{}, r, Pp, [=] GCNET_HD(index_t i) {
+        T* row = S + i * Pp;
+        T m = row[0];
+#pragma omp simd reduction(max : m)
+        for (index_t j = 1; j < Pp; ++j) m = row[j] > m ? row[j] : m;
+        T sum = 0;
+#pragma omp simd reduction(+ : sum)
+        for (index_t j = 0; j < Pp; ++j) {
+          row[j] = detail::softmax_exp(row[j] - m);
+          sum += row[j];
+        }
+        const T inv = T(1) / sum;
+#pragma omp simd
+        for (index_t j = 0; j < Pp; ++j) row[j] *= inv;
+      });
+    }
+  }
+
+  // dtheta = w_t (x) drow, dphi = w_p (x) dcol; dw += [theta . drow ; phi . dcol].
+  void concat_backward(const PairwiseGeometry& s, const T* theta, const T* phi, const T* w, T* dtheta, T* dphi,
+                       T* dw) {
+    const index_t P = s.P, Pp = s.Pp, D = s.D;
+    const T* drow = drow_.data();
+    const T* dcol = dcol_.data();
+    for_each_index(B{}, D * P, [=] GCNET_HD(index_t k) { dtheta[k] = w[k / P] * drow[k % P]; });
+    for_each_index(B{}, D * Pp, [=] GCNET_HD(index_t k) { dphi[k] = w[D + k / Pp] * dcol[k % Pp]; });
+    blas::gemm(B{}, blas::Op::N, blas::Op::N, D, index_t{1}, P, T(1), theta, P, drow, index_t{1}, T(1), dw,
+               index_t{1});
+    blas::gemm(B{}, blas::Op::N, blas::Op::N, D, index_t{1}, Pp, T(1), phi, Pp, dcol, index_t{1}, T(1), dw + D,
+               index_t{1});
+  }
+
+  PairwiseKind kind_;
+  T scale_;
+  index_t slots_ = 1;                       // threads working on blocks
+  Tensor<T, B> scores_, grad_;              // per thread: one block of A and of dA / dS
+  Tensor<T, B> part_g_, part_phi_;          // per thread: partial dg and dphi
+  Tensor<T, B> small_;                      // Linear: M and dM
+  Tensor<T, B> rowp_, colp_, drow_, dcol_;  // Concat projections and their gradients
+};
+
+}  // namespace gcnet
