@@ -38,6 +38,11 @@
 #include "gcnet/layers/softmax.hpp"
 #include "gcnet/layers/upsample_nearest.hpp"
 
+#include "gcnet/blocks/gc_block.hpp"
+#include "gcnet/blocks/non_local2d.hpp"
+#include "gcnet/blocks/se_layer.hpp"
+#include "gcnet/blocks/simplified_nl.hpp"
+
 #include "gcnet/models/bottleneck.hpp"
 
 #include "gcnet/loss/bce_with_logits.hpp"
