@@ -138,9 +138,11 @@ class NonLocal2d {
     const PairwiseGeometry s = geometry(x.shape(), ph.shape());
     attention_.set_scale(scale(s));
     att_.resize(gx_.shape());
-    for (index_t n = 0; n < N; ++n)
-      attention_.forward(s, th.data() + n * s.D * s.P, ph.data() + n * s.D * s.Pp, gk.data() + n * s.Ci * s.Pp,
-                         concat_w_.value.data(), att_.data() + n * s.Ci * s.P);
+    // In training a backward follows: keep the softmax when it is small enough (PyTorch keeps
+    // it always), so the backward need not recompute the scores.
+    const bool store = training_ && static_cast<double>(N) * static_cast<double>(s.P) *
+                                            static_cast<double>(s.Pp) * sizeof(T) <= kStoreBytes;
+    attention_.forward_batch(N, s, th.data(), ph.data(), gk.data(), concat_w_.value.data(), att_.data(), store);
     conv_out_->forward(att_, z_);
     if (bn_) bn_->forward(z_, zn_);
     add(x, bn_ ? zn_ : z_, out, "NonLocal2d");
@@ -168,10 +170,8 @@ class NonLocal2d {
     dph_.resize(ph.shape());
     dgk_.resize(gk.shape());
     if (o_.mode == NonLocalMode::Concatenation) fill(concat_w_.grad, T(0));
-    for (index_t n = 0; n < N; ++n)
-      attention_.backward(s, th.data() + n * s.D * s.P, ph.data() + n * s.D * s.Pp, gk.data() + n * s.Ci * s.Pp,
-                          concat_w_.value.data(), datt_.data() + n * s.Ci * s.P, dth_.data() + n * s.D * s.P,
-                          dph_.data() + n * s.D * s.Pp, dgk_.data() + n * s.Ci * s.Pp, concat_w_.grad.data());
+    attention_.backward_batch(N, s, th.data(), ph.data(), gk.data(), concat_w_.value.data(), datt_.data(),
+                              dth_.data(), dph_.data(), dgk_.data(), concat_w_.grad.data());
 
     // g branch
     if (o_.sub_sample) {
@@ -221,6 +221,7 @@ class NonLocal2d {
     if (bn_) bn_->visit_buffers(child_prefix(prefix, "conv_out.bn"), f);
   }
   void set_training(bool training) {
+    training_ = training;
     if (bn_) bn_->set_training(training);
   }
 
@@ -303,8 +304,11 @@ class NonLocal2d {
     }
   }
 
+  static constexpr double kStoreBytes = 128.0 * 1024 * 1024;  // budget for the stored softmax
+
   NonLocal2dOptions o_;
   index_t ci_;
+  bool training_ = true;
   std::optional<Conv2d<T, B>> g_, theta_, phi_, conv_out_;
   std::optional<BatchNorm2d<T, B>> bn_;
   std::optional<MaxPool2d<T, B>> pool_g_, pool_phi_;

@@ -8,7 +8,7 @@
 //   Concat:   scale * ReLU(w_t . theta_i + w_p . phi_j)    (concatenation, scale = 1 / P')
 // Why blocked: the P x P' matrix is computed `rows` query rows at a time (scores by GEMM,
 // the row transform, then the product with g), so only rows x P' scores ever exist. The
-// backward recomputes each block instead of storing the forward's matrix.
+// backward recomputes each block, unless forward_batch was asked to store the softmax.
 // Threads take whole blocks (each with its own scratch and serial GEMMs): one GEMM of
 // 128 rows split across threads costs more in synchronization than it gains; the backward's
 // sums over query rows (dg, dphi) go to per-thread partials, added at the end.
@@ -77,6 +77,87 @@ class BlockedPairwiseAttention {
       T* A = scores_.data() + slot * kRows * s.Pp;
       attention_block(s, theta, phi, i0, r, A);
       blas::gemm(B{}, blas::Op::N, blas::Op::T, s.Ci, r, s.Pp, T(1), g, s.Pp, A, s.Pp, T(0), y + i0, s.P);
+    });
+  }
+
+  // A batch of N images (each argument points at image 0; images are contiguous). Softmax
+  // runs every (image, block of rows) pair in one parallel region with serial GEMMs: at
+  // P <= kRows one image is one block, and a per-image call would leave the GEMM to Eigen's
+  // own threads (mostly spin-waiting at these sizes). With `store` (training), the softmax
+  // probabilities [N, P, P'] are kept so the backward skips recomputing them.
+  void forward_batch(index_t N, const PairwiseGeometry& s, const T* theta, const T* phi, const T* g, const T* w,
+                     T* y, bool store) {
+    stored_ = store && kind_ == PairwiseKind::Softmax;
+    if (kind_ != PairwiseKind::Softmax) {
+      for (index_t n = 0; n < N; ++n)
+        forward(s, theta + n * s.D * s.P, phi + n * s.D * s.Pp, g + n * s.Ci * s.Pp, w, y + n * s.Ci * s.P);
+      return;
+    }
+    reserve(s, N);
+    if (stored_) probs_.resize(Shape{N, s.P, s.Pp});
+    for_each_item(s, N, [&](index_t n, index_t i0, index_t r, int slot) {
+      T* A = stored_ ? probs_.data() + (n * s.P + i0) * s.Pp : scores_.data() + slot * kRows * s.Pp;
+      attention_block(s, theta + n * s.D * s.P, phi + n * s.D * s.Pp, i0, r, A);
+      blas::gemm(B{}, blas::Op::N, blas::Op::T, s.Ci, r, s.Pp, T(1), g + n * s.Ci * s.Pp, s.Pp, A, s.Pp, T(0),
+                 y + n * s.Ci * s.P + i0, s.P);
+    });
+  }
+
+  // The backward of forward_batch (reads its stored probabilities when it kept them).
+  void backward_batch(index_t N, const PairwiseGeometry& s, const T* theta, const T* phi, const T* g, const T* w,
+                      const T* dy, T* dtheta, T* dphi, T* dg, T* dw) {
+    if (kind_ != PairwiseKind::Softmax) {
+      for (index_t n = 0; n < N; ++n)
+        backward(s, theta + n * s.D * s.P, phi + n * s.D * s.Pp, g + n * s.Ci * s.Pp, w, dy + n * s.Ci * s.P,
+                 dtheta + n * s.D * s.P, dphi + n * s.D * s.Pp, dg + n * s.Ci * s.Pp, dw);
+      return;
+    }
+    reserve(s, N);
+    const index_t Pp = s.Pp, P = s.P, D = s.D, Ci = s.Ci, slots = slots_;
+    const T scale = scale_;
+    // Partial sums over query rows, per (thread, image).
+    fill(part_g_, T(0));
+    fill(part_phi_, T(0));
+    T* part_g = part_g_.data();
+    T* part_phi = part_phi_.data();
+    const bool stored = stored_;
+    for_each_item(s, N, [&](index_t n, index_t i0, index_t r, int slot) {
+      const T* th = theta + n * D * P;
+      const T* gn = g + n * Ci * Pp;
+      const T* dyn = dy + n * Ci * P;
+      T* A = stored ? probs_.data() + (n * P + i0) * Pp : scores_.data() + slot * kRows * Pp;
+      T* dA = grad_.data() + slot * kRows * Pp;
+      T* pg = part_g + (slot * N + n) * Ci * Pp;
+      T* pphi = part_phi + (slot * N + n) * D * Pp;
+      if (!stored) attention_block(s, th, phi + n * D * Pp, i0, r, A);  // A, recomputed
+      // dA = dy_blk^T . g ; dg += dy_blk . A
+      blas::gemm(B{}, blas::Op::T, blas::Op::N, r, Pp, Ci, T(1), dyn + i0, P, gn, Pp, T(0), dA, Pp);
+      blas::gemm(B{}, blas::Op::N, blas::Op::N, Ci, Pp, r, T(1), dyn + i0, P, A, Pp, T(1), pg, Pp);
+      // dA -> dS (gradient of the softmax's input), in place.
+      for_each_index_weighted(B{}, r, Pp, [=] GCNET_HD(index_t i) {
+        const T* a = A + i * Pp;
+        T* d = dA + i * Pp;
+        T dot = 0;
+#pragma omp simd reduction(+ : dot)
+        for (index_t j = 0; j < Pp; ++j) dot += d[j] * a[j];
+#pragma omp simd
+        for (index_t j = 0; j < Pp; ++j) d[j] = scale * a[j] * (d[j] - dot);
+      });
+      // dtheta_blk = phi . dS^T ; dphi += theta_blk . dS
+      blas::gemm(B{}, blas::Op::N, blas::Op::T, D, r, Pp, T(1), phi + n * D * Pp, Pp, dA, Pp, T(0),
+                 dtheta + n * D * P + i0, P);
+      blas::gemm(B{}, blas::Op::N, blas::Op::N, D, Pp, r, T(1), th + i0, P, dA, Pp, T(1), pphi, Pp);
+    });
+    const index_t ng = N * Ci * Pp, nphi = N * D * Pp;
+    for_each_index(B{}, ng, [=] GCNET_HD(index_t k) {
+      T sum = 0;
+      for (index_t t = 0; t < slots; ++t) sum += part_g[t * ng + k];
+      dg[k] = sum;
+    });
+    for_each_index(B{}, nphi, [=] GCNET_HD(index_t k) {
+      T sum = 0;
+      for (index_t t = 0; t < slots; ++t) sum += part_phi[t * nphi + k];
+      dphi[k] = sum;
     });
   }
 
@@ -180,6 +261,26 @@ class BlockedPairwiseAttention {
     blas::gemm(B{}, blas::Op::T, blas::Op::N, s.D, s.Pp, s.Ci, T(1), dM, s.D, g, s.Pp, T(0), dphi, s.Pp);
   }
 
+  // Runs f(image, first_row, rows, slot) for every block of query rows of N images.
+  template <class F>
+  void for_each_item(const PairwiseGeometry& s, index_t N, F&& f) {
+    const index_t blocks = (s.P + kRows - 1) / kRows, items = N * blocks;
+    auto run = [&](index_t k, int slot) {
+      const index_t n = k / blocks, i0 = (k % blocks) * kRows;
+      f(n, i0, std::min(kRows, s.P - i0), slot);
+    };
+#if defined(_OPENMP)
+    if constexpr (std::same_as<B, Cpu>) {
+      if (slots_ > 1 && items > 1 && !omp_in_parallel()) {
+#pragma omp parallel for schedule(dynamic, 1) num_threads(static_cast<int>(slots_))
+        for (index_t k = 0; k < items; ++k) run(k, omp_get_thread_num());
+        return;
+      }
+    }
+#endif
+    for (index_t k = 0; k < items; ++k) run(k, 0);
+  }
+
   // Runs f(first_row, rows, slot) for every block of query rows; slot < slots_ names the
   // calling thread's scratch.
   template <class F>
@@ -198,17 +299,18 @@ class BlockedPairwiseAttention {
     for (index_t b = 0; b < blocks; ++b) f(b * kRows, std::min(kRows, s.P - b * kRows), 0);
   }
 
-  void reserve(const PairwiseGeometry& s) {
+  // N: images per call (forward_batch / backward_batch); partial sums are per (thread, image).
+  void reserve(const PairwiseGeometry& s, index_t N = 1) {
     if (kind_ == PairwiseKind::Linear) {
       small_.resize(Shape{2, s.Ci, s.D});
       return;
     }
-    const index_t blocks = (s.P + kRows - 1) / kRows;
-    slots_ = std::same_as<B, Cpu> ? std::max<index_t>(1, std::min<index_t>(num_threads(), blocks)) : 1;
+    const index_t items = N * ((s.P + kRows - 1) / kRows);
+    slots_ = std::same_as<B, Cpu> ? std::max<index_t>(1, std::min<index_t>(num_threads(), items)) : 1;
     scores_.resize(Shape{slots_, kRows, s.Pp});
     grad_.resize(Shape{slots_, kRows, s.Pp});
-    part_g_.resize(Shape{slots_, s.Ci, s.Pp});
-    part_phi_.resize(Shape{slots_, s.D, s.Pp});
+    part_g_.resize(Shape{slots_ * N, s.Ci, s.Pp});
+    part_phi_.resize(Shape{slots_ * N, s.D, s.Pp});
     if (kind_ == PairwiseKind::Concat) {
       rowp_.resize(Shape{s.P});
       colp_.resize(Shape{s.Pp});
@@ -284,6 +386,8 @@ class BlockedPairwiseAttention {
   Tensor<T, B> part_g_, part_phi_;          // per thread: partial dg and dphi
   Tensor<T, B> small_;                      // Linear: M and dM
   Tensor<T, B> rowp_, colp_, drow_, dcol_;  // Concat projections and their gradients
+  Tensor<T, B> probs_;                      // forward_batch's stored softmax [N, P, P']
+  bool stored_ = false;                     // whether probs_ holds the last forward's
 };
 
 }  // namespace gcnet
