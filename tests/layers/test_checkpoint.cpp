@@ -16,28 +16,17 @@
 #include "gcnet/optim/sgd.hpp"
 #include "gcnet/testing/parity.hpp"
 
+#include "support/files.hpp"
+
 using namespace gcnet;
 namespace fs = std::filesystem;
 
 namespace {
 
-doctest::Contains has(const std::string& s) { return doctest::Contains(s.c_str()); }
-
-fs::path scratch(const std::string& name) {
-  const fs::path p = fs::temp_directory_path() / ("gcnet_test_checkpoint_" + std::to_string(::getpid())) / name;
-  fs::remove_all(p);
-  fs::create_directories(p);
-  return p;
-}
-
-std::string slurp(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-}
-void spit(const fs::path& p, const std::string& bytes) {
-  std::ofstream out(p, std::ios::binary | std::ios::trunc);
-  out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-}
+using test::has;
+using test::slurp;
+using test::spit;
+fs::path scratch(const std::string& name) { return test::scratch_dir("checkpoint", name); }
 
 Tensor<float, Cpu> random_input(const Shape& s, std::uint64_t seed) {
   Tensor<float, Cpu> t(s);

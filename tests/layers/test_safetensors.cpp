@@ -12,38 +12,20 @@
 #include "gcnet/io/safetensors_reader.hpp"
 #include "gcnet/io/safetensors_writer.hpp"
 
+#include "support/files.hpp"
+#include "support/layer_testing.hpp"
+
 using namespace gcnet;
 namespace fs = std::filesystem;
 
 namespace {
 
-// doctest::Contains for a std::string.
-doctest::Contains has(const std::string& s) { return doctest::Contains(s.c_str()); }
+using test::has;
+using test::random_tensor;
+using test::slurp;
+using test::spit;
+fs::path scratch(const std::string& name) { return test::scratch_dir("safetensors", name); }
 
-// A fresh, empty folder per test case.
-fs::path scratch(const std::string& name) {
-  const fs::path p = fs::temp_directory_path() / ("gcnet_test_safetensors_" + std::to_string(::getpid())) / name;
-  fs::remove_all(p);
-  fs::create_directories(p);
-  return p;
-}
-
-std::string slurp(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-}
-void spit(const fs::path& p, const std::string& bytes) {
-  std::ofstream out(p, std::ios::binary | std::ios::trunc);
-  out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-}
-
-template <class T>
-Tensor<T, Cpu> random_tensor(const Shape& s, std::uint64_t seed) {
-  Tensor<T, Cpu> t(s);
-  Rng rng(seed);
-  for (index_t i = 0; i < t.numel(); ++i) t[i] = static_cast<T>(rng.normal());
-  return t;
-}
 
 // A small valid file with several dtypes and metadata.
 fs::path write_sample(const fs::path& dir) {
