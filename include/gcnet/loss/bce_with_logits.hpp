@@ -15,7 +15,10 @@
 namespace gcnet {
 
 template <Scalar T = float, Backend B = Cpu>
-class BCEWithLogitsLoss {
+class BCEWithLogitsLoss : public detail::ElementwiseLoss<BCEWithLogitsLoss<T, B>, T, B> {
+  friend detail::ElementwiseLoss<BCEWithLogitsLoss<T, B>, T, B>;
+  using detail::ElementwiseLoss<BCEWithLogitsLoss<T, B>, T, B>::state_;
+
  public:
   struct Options {
     Reduction reduction = Reduction::mean;
@@ -42,16 +45,6 @@ class BCEWithLogitsLoss {
     return os.str();
   }
 
-  T forward(const Tensor<T, B>& input, const Tensor<T, B>& target) { return run(input, target, nullptr); }
-  // weight: one rescaling factor per element, shaped like input.
-  T forward(const Tensor<T, B>& input, const Tensor<T, B>& target, const Tensor<T, B>& weight) {
-    return run(input, target, &weight);
-  }
-
-  void backward(Tensor<T, B>& dinput, T scale = T(1)) const { state_.backward(describe(), dinput, scale); }
-  void backward(Tensor<T, B>& dinput, const Tensor<T, B>& dlosses) const { state_.backward(describe(), dinput, dlosses); }
-  // Per-element losses of the last forward (weights and loss_weight applied).
-  const Tensor<T, B>& losses() const { return state_.losses_; }
 
  private:
   T run(const Tensor<T, B>& input, const Tensor<T, B>& target, const Tensor<T, B>* weight) {
@@ -88,7 +81,6 @@ class BCEWithLogitsLoss {
 
   Options opt_;
   Tensor<T, B> pos_weight_;
-  detail::PointwiseLoss<T, B> state_;
 };
 
 }  // namespace gcnet

@@ -10,7 +10,10 @@
 namespace gcnet {
 
 template <Scalar T = float, Backend B = Cpu>
-class L1Loss {
+class L1Loss : public detail::ElementwiseLoss<L1Loss<T, B>, T, B> {
+  friend detail::ElementwiseLoss<L1Loss<T, B>, T, B>;
+  using detail::ElementwiseLoss<L1Loss<T, B>, T, B>::state_;
+
  public:
   struct Options {
     Reduction reduction = Reduction::mean;
@@ -27,13 +30,6 @@ class L1Loss {
     return os.str();
   }
 
-  T forward(const Tensor<T, B>& input, const Tensor<T, B>& target) { return run(input, target, nullptr); }
-  T forward(const Tensor<T, B>& input, const Tensor<T, B>& target, const Tensor<T, B>& weight) {
-    return run(input, target, &weight);
-  }
-  void backward(Tensor<T, B>& dinput, T scale = T(1)) const { state_.backward(describe(), dinput, scale); }
-  void backward(Tensor<T, B>& dinput, const Tensor<T, B>& dlosses) const { state_.backward(describe(), dinput, dlosses); }
-  const Tensor<T, B>& losses() const { return state_.losses_; }
 
  private:
   T run(const Tensor<T, B>& input, const Tensor<T, B>& target, const Tensor<T, B>* weight) {
@@ -54,7 +50,6 @@ class L1Loss {
   }
 
   Options opt_;
-  detail::PointwiseLoss<T, B> state_;
 };
 
 }  // namespace gcnet

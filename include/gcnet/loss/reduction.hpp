@@ -94,5 +94,29 @@ class PointwiseLoss {
   Reduction reduction_ = Reduction::mean;
 };
 
+// The public interface every element-wise loss shares (CRTP): Derived provides
+// describe() and run(input, target, weight-or-nullptr), which fills state_ and reduces.
+template <class Derived, class T, class B>
+class ElementwiseLoss {
+ public:
+  T forward(const Tensor<T, B>& input, const Tensor<T, B>& target) { return self().run(input, target, nullptr); }
+  // weight: one rescaling factor per element, shaped like input.
+  T forward(const Tensor<T, B>& input, const Tensor<T, B>& target, const Tensor<T, B>& weight) {
+    return self().run(input, target, &weight);
+  }
+  void backward(Tensor<T, B>& dinput, T scale = T(1)) const { state_.backward(cself().describe(), dinput, scale); }
+  void backward(Tensor<T, B>& dinput, const Tensor<T, B>& dlosses) const {
+    state_.backward(cself().describe(), dinput, dlosses);
+  }
+  // Per-element losses of the last forward (weights and loss_weight applied).
+  const Tensor<T, B>& losses() const { return state_.losses_; }
+
+ protected:
+  PointwiseLoss<T, B> state_;
+
+ private:
+  Derived& self() { return static_cast<Derived&>(*this); }
+  const Derived& cself() const { return static_cast<const Derived&>(*this); }
+};
 }  // namespace detail
 }  // namespace gcnet

@@ -12,7 +12,10 @@
 namespace gcnet {
 
 template <Scalar T = float, Backend B = Cpu>
-class SmoothL1Loss {
+class SmoothL1Loss : public detail::ElementwiseLoss<SmoothL1Loss<T, B>, T, B> {
+  friend detail::ElementwiseLoss<SmoothL1Loss<T, B>, T, B>;
+  using detail::ElementwiseLoss<SmoothL1Loss<T, B>, T, B>::state_;
+
  public:
   struct Options {
     double beta = 1.0;
@@ -32,13 +35,6 @@ class SmoothL1Loss {
     return os.str();
   }
 
-  T forward(const Tensor<T, B>& input, const Tensor<T, B>& target) { return run(input, target, nullptr); }
-  T forward(const Tensor<T, B>& input, const Tensor<T, B>& target, const Tensor<T, B>& weight) {
-    return run(input, target, &weight);
-  }
-  void backward(Tensor<T, B>& dinput, T scale = T(1)) const { state_.backward(describe(), dinput, scale); }
-  void backward(Tensor<T, B>& dinput, const Tensor<T, B>& dlosses) const { state_.backward(describe(), dinput, dlosses); }
-  const Tensor<T, B>& losses() const { return state_.losses_; }
 
  private:
   T run(const Tensor<T, B>& input, const Tensor<T, B>& target, const Tensor<T, B>* weight) {
@@ -65,7 +61,6 @@ class SmoothL1Loss {
   }
 
   Options opt_;
-  detail::PointwiseLoss<T, B> state_;
 };
 
 }  // namespace gcnet
