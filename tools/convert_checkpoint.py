@@ -1,14 +1,24 @@
 #!/usr/bin/python3
 """Convert PyTorch .pth checkpoints to gcnet's safetensors checkpoints and back.
 
-    /usr/bin/python3 tools/convert_checkpoint.py IN.pth OUT.safetensors
-    /usr/bin/python3 tools/convert_checkpoint.py IN.safetensors OUT.pth [--mmcv] [--keep-optimizer]
+    /usr/bin/python3 tools/convert_checkpoint.py IN.pth OUT.safetensors [--select=PREFIX] [--drop=PREFIX ...]
+    /usr/bin/python3 tools/convert_checkpoint.py IN.safetensors OUT.pth [--mmcv] [--keep-optimizer] [--add-prefix=P]
     /usr/bin/python3 tools/convert_checkpoint.py self-test GCNET_TEST_EXE WORK_DIR
+    /usr/bin/python3 tools/convert_checkpoint.py resnet50-test GCNET_TEST_EXE WORK_DIR
 
-The direction follows the file extensions. A .pth may be a raw state dict or an mmdet/mmcv
-checkpoint dict ({"state_dict": ..., "meta": ..., "optimizer": ...}); a "module." prefix
-(DataParallel) is stripped. Tensor names are kept as they are (mmdet state-dict names), so
-the result loads into the gcnet model of the same architecture. mmcv's meta "iter"/"epoch"/
+The direction follows the file extensions. A .pth may be a raw state dict (torchvision's model
+zoo files), an mmdet/mmseg/mmcv checkpoint dict ({"state_dict": ..., "meta": ..., "optimizer": ...})
+or a torchvision-references training checkpoint ({"model": ..., "optimizer": ..., "epoch": ...});
+a "module." prefix (DataParallel) is stripped. Tensor names are kept as they are: torchvision's
+ResNet/ResNeXt names already equal mmdet's (conv1, bn1, layerN.M.convK, downsample.0/1), and mmdet/
+mmseg names are gcnet's, so the result loads into the gcnet model of the same architecture.
+Key mapping: old mmdet/GCNet-repo DCN names "<block>.conv2_offset.{weight,bias}" become mmcv's
+"<block>.conv2.conv_offset.{weight,bias}" (what mmcv's DeformConv2dPack does on load).
+  --select=PREFIX   keep only the entries under PREFIX and strip it (a backbone out of a detector
+                    or segmentor checkpoint: --select=backbone.)
+  --drop=PREFIX     drop the entries under PREFIX (repeatable; e.g. --drop=fc. for a torchvision
+                    classifier loaded as a backbone)
+  --add-prefix=P    (to .pth) prepend P to every name (e.g. backbone. to build a detector's dict) mmcv's meta "iter"/"epoch"/
 "seed" become the metadata keys "iter"/"epoch"/"seed" (those gcnet's trainer writes); the whole meta is kept as JSON
 in "mmcv_meta". The mmcv optimizer state is not converted (its entries are indexed by
 parameter position, not by name); gcnet writes its own as "optimizer.<param>.momentum_buffer".
@@ -21,6 +31,7 @@ self-test: the round trip ctest (docs/checkpoints.md). Exits 77 (skipped) withou
 """
 import json
 import os
+import re
 import struct
 import subprocess
 import sys
@@ -111,24 +122,45 @@ def read_safetensors(path):
 
 # ---- .pth <-> safetensors ----
 
-def pth_to_safetensors(src, dst):
+LEGACY_DCN = re.compile(r"^(.*)\.conv2_offset\.(weight|bias)$")
+
+
+def map_key(name):
+    """Checkpoint name -> gcnet (mmdet) name."""
+    m = LEGACY_DCN.match(name)
+    return f"{m.group(1)}.conv2.conv_offset.{m.group(2)}" if m else name
+
+
+def pth_to_safetensors(src, dst, select=None, drop=()):
     ckpt = torch.load(src, map_location="cpu")
     meta = {}
     if isinstance(ckpt, dict) and "state_dict" in ckpt and isinstance(ckpt["state_dict"], dict):
         meta = ckpt.get("meta") or {}
         state = ckpt["state_dict"]
+    elif isinstance(ckpt, dict) and "model" in ckpt and isinstance(ckpt["model"], dict):
+        state = ckpt["model"]  # torchvision references' train.py checkpoints
+        meta = {k: ckpt[k] for k in ("epoch",) if k in ckpt}
     elif isinstance(ckpt, dict):
         state = ckpt
     else:
         fail(f"{src}: not a state dict or an mmcv checkpoint (got {type(ckpt).__name__})")
     tensors = {}
     for k, v in state.items():
+        name = k[len("module."):] if k.startswith("module.") else k
+        if select is not None:
+            if not name.startswith(select):
+                continue
+            name = name[len(select):]
+        if any(name.startswith(d) for d in drop):
+            continue
         if not torch.is_tensor(v):
             fail(f"{src}: entry '{k}' is not a tensor ({type(v).__name__})")
-        name = k[len("module."):] if k.startswith("module.") else k
+        name = map_key(name)
         if name in tensors:
-            fail(f"{src}: '{name}' appears twice after stripping 'module.'")
+            fail(f"{src}: '{name}' appears twice after stripping 'module.' / the selected prefix / renaming")
         tensors[name] = v
+    if not tensors:
+        fail(f"{src}: no tensors left" + (f" under '{select}'" if select is not None else ""))
     metadata = {"format": "pt", "converted_from": os.path.basename(src)}
     for ours, theirs in (("iter", "iter"), ("epoch", "epoch"), ("seed", "seed")):
         if theirs in meta and meta[theirs] is not None:
@@ -139,9 +171,10 @@ def pth_to_safetensors(src, dst):
     return len(tensors)
 
 
-def safetensors_to_pth(src, dst, mmcv=False, keep_optimizer=False):
+def safetensors_to_pth(src, dst, mmcv=False, keep_optimizer=False, add_prefix=""):
     tensors, metadata = read_safetensors(src)
-    state = {k: v for k, v in sorted(tensors.items()) if keep_optimizer or not k.startswith("optimizer.")}
+    state = {add_prefix + k: v for k, v in sorted(tensors.items())
+             if keep_optimizer or not k.startswith("optimizer.")}
     if mmcv:
         meta = json.loads(metadata["mmcv_meta"]) if "mmcv_meta" in metadata else {}
         for ours, theirs in (("iter", "iter"), ("epoch", "epoch"), ("seed", "seed")):
@@ -219,14 +252,65 @@ def self_test(gcnet_test_exe, work):
     print(f"round trip ok: {len(state)} tensors identical (dtypes, shapes, values), meta kept")
 
 
+def resnet50_test(gcnet_test_exe, work):
+    """A torchvision resnet50 state dict (random init, no download), saved the way torchvision's
+    model zoo does (raw dict, with fc), converted with --drop=fc., loaded strictly into gcnet's
+    ResNet-50 by test_backbone_parity, whose stage outputs must match torchvision's (eval)."""
+    if torch is None:
+        print("SKIP: /usr/bin/python3 has no torch (install Debian's python3-torch)")
+        sys.exit(77)
+    try:
+        import torchvision
+    except ImportError:
+        print("SKIP: torchvision is not installed")
+        sys.exit(77)
+    os.makedirs(work, exist_ok=True)
+    torch.manual_seed(0)
+    net = torchvision.models.resnet50()
+    with torch.no_grad():  # non-trivial statistics (the defaults are 0 and 1)
+        for name, b in net.named_buffers():
+            if name.endswith("running_mean"):
+                b.uniform_(-0.2, 0.2)
+            elif name.endswith("running_var"):
+                b.uniform_(0.5, 1.5)
+    net.eval()
+    pth = os.path.join(work, "resnet50.pth")
+    torch.save(net.state_dict(), pth)
+    st = os.path.join(work, "resnet50.safetensors")
+    n = pth_to_safetensors(pth, st, drop=("fc.",))
+    x = torch.randn(1, 3, 64, 64)
+    outs = []
+    with torch.no_grad():
+        h = net.maxpool(net.relu(net.bn1(net.conv1(x))))
+        for layer in (net.layer1, net.layer2, net.layer3, net.layer4):
+            h = layer(h)
+            outs.append(h.double())
+    write_safetensors(os.path.join(work, "io.safetensors"),
+                      {"x": x, **{f"out.{k}": o for k, o in enumerate(outs)}}, {"tensors": str(n)})
+    env = dict(os.environ, GCNET_RESNET50_IMPORT_DIR=work)
+    run = subprocess.run([gcnet_test_exe, "--no-skip", "--test-case=*torchvision resnet50 checkpoint*"], env=env)
+    if run.returncode != 0:
+        fail(f"the gcnet step failed (exit {run.returncode})")
+    print(f"resnet50 import ok: {n} tensors loaded strictly, stage outputs match torchvision")
+
+
 def main(argv):
     if len(argv) >= 2 and argv[1] == "self-test":
         if len(argv) != 4:
             fail("usage: convert_checkpoint.py self-test GCNET_TEST_EXE WORK_DIR")
         return self_test(argv[2], argv[3])
+    if len(argv) >= 2 and argv[1] == "resnet50-test":
+        if len(argv) != 4:
+            fail("usage: convert_checkpoint.py resnet50-test GCNET_TEST_EXE WORK_DIR")
+        return resnet50_test(argv[2], argv[3])
     args = [a for a in argv[1:] if not a.startswith("--")]
-    flags = {a for a in argv[1:] if a.startswith("--")}
+    flags = {a for a in argv[1:] if a.startswith("--") and "=" not in a}
+    valued = [a.split("=", 1) for a in argv[1:] if a.startswith("--") and "=" in a]
     unknown = flags - {"--mmcv", "--keep-optimizer"}
+    unknown |= {k for k, _ in valued if k not in ("--select", "--drop", "--add-prefix")}
+    select = next((v for k, v in valued if k == "--select"), None)
+    drop = tuple(v for k, v in valued if k == "--drop")
+    add_prefix = next((v for k, v in valued if k == "--add-prefix"), "")
     if len(args) != 2 or unknown or "-h" in argv:
         print(__doc__)
         return 2
@@ -236,9 +320,10 @@ def main(argv):
     if not os.path.isfile(src):
         fail(f"{src}: no such file")
     if src.endswith((".pth", ".pt")) and dst.endswith(".safetensors"):
-        n = pth_to_safetensors(src, dst)
+        n = pth_to_safetensors(src, dst, select=select, drop=drop)
     elif src.endswith(".safetensors") and dst.endswith((".pth", ".pt")):
-        n = safetensors_to_pth(src, dst, mmcv="--mmcv" in flags, keep_optimizer="--keep-optimizer" in flags)
+        n = safetensors_to_pth(src, dst, mmcv="--mmcv" in flags, keep_optimizer="--keep-optimizer" in flags,
+                               add_prefix=add_prefix)
     else:
         fail("convert .pth/.pt -> .safetensors or .safetensors -> .pth/.pt")
     print(f"wrote {dst}: {n} tensors")

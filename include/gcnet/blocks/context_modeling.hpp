@@ -112,40 +112,42 @@ class ContextModeling {
       }
       T z = 0;
       for (index_t j = 0; j < len; ++j) {
-        e[j] = std::exp(e[j] - m);
+        e[j] = gcnet::detail::softmax_exp(e[j] - m);
         z += e[j];
       }
       st[2 * t] = m;
       st[2 * t + 1] = z;
       T* pt = part + t * c;
-      for (index_t ch = 0; ch < c; ++ch) {
-        pt[ch] = dot(e, xk + ch * s, len);
-      }
+      index_t ch = 0;
+      for (; ch + 4 <= c; ch += 4) dot_rows4(xk + ch * s, s, e, len, pt + ch);
+      for (; ch < c; ++ch) pt[ch] = dot(e, xk + ch * s, len);
     });
-    // Combine the tiles: M = max m_b, Z = sum z_b exp(m_b - M), ctx = sum part_b exp(m_b - M) / Z.
-    for_each_index_weighted(B{}, n * c, 4 * blocks, [=] GCNET_HD(index_t row) {
-      const index_t k = row / c, ch = row % c;
-      const T* sk = st + 2 * k * blocks;
-      T mx = sk[0];
-      for (index_t b = 1; b < blocks; ++b) mx = sk[2 * b] > mx ? sk[2 * b] : mx;
-      T z = 0, acc = 0;
-      for (index_t b = 0; b < blocks; ++b) {
-        const T f = std::exp(sk[2 * b] - mx);
-        z += sk[2 * b + 1] * f;
-        acc += part[(k * blocks + b) * c + ch] * f;
-      }
-      cp[row] = acc / z;
-    });
-    // The probabilities, kept for backward: p = exp(l - M) / Z (an [N, S] pass, not over x).
+    // Per image: M = max m_b, Z = sum z_b exp(m_b - M), the tile weights exp(m_b - M) / Z, and
+    // the probabilities kept for backward, p = exp(l - M) / Z (an [N, S] pass, not over x).
+    // Then ctx = sum_b part_b * weight_b. (The weights are per image, not per channel: the
+    // exponentials are computed once, not once per channel.)
+    tile_w_.resize(Shape{n, blocks});
+    T* tw = tile_w_.data();
     for_each_index_weighted(B{}, n, 2 * s, [=] GCNET_HD(index_t k) {
       const T* sk = st + 2 * k * blocks;
       T mx = sk[0];
       for (index_t b = 1; b < blocks; ++b) mx = sk[2 * b] > mx ? sk[2 * b] : mx;
       T z = 0;
-      for (index_t b = 0; b < blocks; ++b) z += sk[2 * b + 1] * std::exp(sk[2 * b] - mx);
+      for (index_t b = 0; b < blocks; ++b) {
+        tw[k * blocks + b] = std::exp(sk[2 * b] - mx);
+        z += sk[2 * b + 1] * tw[k * blocks + b];
+      }
       const T inv = T(1) / z;
+      for (index_t b = 0; b < blocks; ++b) tw[k * blocks + b] *= inv;
       T* r = u + k * s;
-      for (index_t j = 0; j < s; ++j) r[j] = std::exp(r[j] - mx) * inv;
+      for (index_t j = 0; j < s; ++j) r[j] = gcnet::detail::softmax_exp(r[j] - mx) * inv;
+    });
+    for_each_index_weighted(B{}, n * c, blocks, [=] GCNET_HD(index_t row) {
+      const index_t k = row / c, ch = row % c;
+      const T* wk = tw + k * blocks;
+      T acc = 0;
+      for (index_t b = 0; b < blocks; ++b) acc += part[(k * blocks + b) * c + ch] * wk[b];
+      cp[row] = acc;
     });
   }
 
@@ -188,7 +190,7 @@ class ContextModeling {
   index_t channels_;
   Pooling pooling_;
   Param<T, B> mask_weight_, mask_bias_;
-  Tensor<T, B> u_, partial_, stats_;
+  Tensor<T, B> u_, partial_, stats_, tile_w_;
 };
 
 }  // namespace blocks

@@ -42,11 +42,20 @@ class VectorConv {
     y.resize(Shape{n, out});
     const T *xp = x.data(), *w = weight_.value.data(), *bp = bias_.value.data();
     T* yp = y.data();
-    for_each_index_weighted(B{}, out, n * in, [=] GCNET_HD(index_t o) {
-      const T* wr = w + o * in;
-      for (index_t k = 0; k < n; ++k) {
-        yp[k * out + o] = dot(wr, xp + k * in, in) + bp[o];
+    // Four weight rows per task (dot_rows4: independent accumulators), the rest one by one.
+    const index_t quads = out / 4;
+    for_each_index_weighted(B{}, quads + out % 4, 4 * n * in, [=] GCNET_HD(index_t t) {
+      if (t < quads) {
+        const index_t o = 4 * t;
+        for (index_t k = 0; k < n; ++k) {
+          T r[4];
+          dot_rows4(w + o * in, in, xp + k * in, in, r);
+          for (index_t q = 0; q < 4; ++q) yp[k * out + o + q] = r[q] + bp[o + q];
+        }
+        return;
       }
+      const index_t o = 4 * quads + (t - quads);
+      for (index_t k = 0; k < n; ++k) yp[k * out + o] = dot(w + o * in, xp + k * in, in) + bp[o];
     });
   }
   // Assigns dW = dy^T x and db = sum_n dy; dx += dy W.

@@ -117,6 +117,22 @@ class DataLoader {
   // Builds batch g directly (no threads); what next() returns for it.
   Batch batch_at(std::int64_t g) const { return *build(g, nullptr); }
 
+  // Data parallel: from now on this process builds only its shard of every global batch,
+  // rank r of k taking samples [r*b/k, (r+1)*b/k) of it (b = batch_size, a multiple of k),
+  // so k ranks together see exactly the batches of the unsharded loader. Batch indices,
+  // epochs and seek() stay global. shard(0, 1) undoes it.
+  void shard(int rank, int world_size) {
+    GCNET_CHECK(world_size > 0 && rank >= 0 && rank < world_size, "DataLoader::shard: rank ", rank,
+                " out of range for ", world_size, " ranks");
+    GCNET_CHECK(opt_.batch_size % world_size == 0, "DataLoader::shard: the global batch_size ", opt_.batch_size,
+                " is not a multiple of the ", world_size, " ranks");
+    stop_workers();
+    shard_rank_ = rank;
+    shards_ = world_size;
+  }
+  int shard_rank() const { return shard_rank_; }
+  int shards() const { return shards_; }
+
  private:
   struct Slot {
     Batch batch;
@@ -126,7 +142,12 @@ class DataLoader {
   // Batch g, or nothing when `stop` was raised part way.
   std::optional<Batch> build(std::int64_t g, const std::atomic<bool>* stop) const {
     const std::int64_t epoch = g / bpe_;
-    const index_t first = (g % bpe_) * opt_.batch_size, last = std::min(first + opt_.batch_size, n_);
+    index_t first = (g % bpe_) * opt_.batch_size, last = std::min(first + opt_.batch_size, n_);
+    if (shards_ > 1) {  // this rank's part of the global batch
+      const index_t len = last - first;
+      last = first + len * (shard_rank_ + 1) / shards_;
+      first += len * shard_rank_ / shards_;
+    }
     const auto order_ptr = epoch_order_cached(epoch);
     const std::vector<index_t>& order = *order_ptr;
     std::vector<Sample> samples;
@@ -201,6 +222,7 @@ class DataLoader {
   LoaderOptions opt_;
   index_t n_ = 0, bpe_ = 0;
   std::int64_t cursor_ = 0;
+  int shard_rank_ = 0, shards_ = 1;  // see shard()
 
   std::vector<std::thread> workers_;
   std::mutex mu_;

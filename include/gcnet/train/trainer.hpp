@@ -11,6 +11,14 @@
 // iteration; resume() restores them and seeks the loader to the same global batch index, so
 // the resumed run sees the same batches, lrs and state as an uninterrupted one (bit for bit
 // on the CPU at a fixed thread count).
+//
+// Data parallel: when the communicator (TrainerOptions::communicator, else
+// dist::default_communicator(), which is the MPI world in a program started by
+// `mpirun -np K` that includes gcnet/dist/mpi_communicator.hpp) has K > 1 ranks, every rank
+// runs this loop on its shard of each global batch (loader.shard(rank, K)); rank 0's
+// parameters and buffers are broadcast before the first step, gradients are averaged with
+// one all-reduce per step (dist::DataParallel) before clipping, and the logged losses are
+// the means over ranks. Only rank 0 prints, writes the log and saves checkpoints.
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -19,6 +27,7 @@
 #include <filesystem>
 #include <functional>
 #include <map>
+#include <optional>
 #include <string>
 #include <type_traits>
 #include <utility>
@@ -29,6 +38,8 @@
 #include "gcnet/core/error.hpp"
 #include "gcnet/core/layer.hpp"
 #include "gcnet/core/parallel.hpp"
+#include "gcnet/dist/communicator.hpp"
+#include "gcnet/dist/data_parallel.hpp"
 #include "gcnet/io/checkpoint.hpp"
 #include "gcnet/kernels/elementwise.hpp"
 #include "gcnet/optim/clip_grad.hpp"
@@ -53,6 +64,8 @@ struct TrainerOptions {
   std::string exp_name = "gcnet";
   nlohmann::json config = nlohmann::json::object();  // recorded in the log's meta line
   std::map<std::string, std::string> metadata;       // added to every checkpoint
+  // Data-parallel group; unset: dist::default_communicator(). One rank: plain training.
+  std::optional<dist::CommunicatorRef> communicator;
 };
 
 template <Layer Model, class Loader, class Optimizer, class Schedule = ConstantLr>
@@ -68,12 +81,22 @@ class Trainer {
 
   Trainer(Model& model, Loader& loader, Optimizer& opt, Schedule schedule, LossFn loss_fn, TrainerOptions options)
       : model_(model), loader_(loader), opt_(opt), schedule_(std::move(schedule)), loss_fn_(std::move(loss_fn)),
-        opt_o_(std::move(options)), base_lr_(opt.lr()) {
+        opt_o_(std::move(options)), base_lr_(opt.lr()),
+        dp_(opt_o_.communicator ? *opt_o_.communicator : dist::default_communicator()) {
     GCNET_CHECK(loss_fn_, "Trainer: no loss function given");
     GCNET_CHECK(opt_o_.log_interval > 0, "Trainer: log_interval must be positive, got ", opt_o_.log_interval);
     GCNET_CHECK(opt_o_.checkpoint_interval >= 0, "Trainer: checkpoint_interval must be >= 0, got ",
                 opt_o_.checkpoint_interval);
     GCNET_CHECK(!opt_o_.work_dir.empty(), "Trainer: work_dir is empty");
+    if (dp_.active()) {
+      if constexpr (requires { loader_.shard(0, 1); }) {
+        loader_.shard(dp_.rank(), dp_.size());
+      } else {
+        detail::fail("Trainer: data-parallel training over ", dp_.size(),
+                     " ranks needs a loader with shard(rank, world_size) (e.g. data::DataLoader)");
+      }
+      if (dp_.rank() != 0) opt_o_.print = false;  // rank 0 reports for all
+    }
   }
 
   // Restores model, optimizer, iteration and loader position from a checkpoint written by
@@ -104,6 +127,10 @@ class Trainer {
     max_iters_ = max_iters;
     open_log();
     set_training(model_, true);
+    if (dp_.active() && !state_broadcast_) {  // every rank starts from rank 0's state
+      dp_.broadcast_state(model_);
+      state_broadcast_ = true;
+    }
     const auto run_start = Clock::now();
     const std::int64_t first_iter = iter_;
     while (iter_ < max_iters) {
@@ -115,8 +142,9 @@ class Trainer {
       model_.forward(batch.images, output_);
       doutput_.resize(output_.shape());
       fill(doutput_, T(0));
-      const NamedLosses losses = loss_fn_(output_, batch, doutput_);
+      NamedLosses losses = loss_fn_(output_, batch, doutput_);
       GCNET_CHECK(!losses.empty(), "Trainer: the loss function returned no losses at iteration ", iter_ + 1);
+      mean_over_ranks(losses);  // all ranks see the same values: a NaN stops them all
       double total = 0;
       for (const auto& [name, v] : losses) {
         if (!std::isfinite(v)) stop_on_bad_loss(name, v);
@@ -127,6 +155,7 @@ class Trainer {
       dinput_.resize(batch.images.shape());
       fill(dinput_, T(0));
       model_.backward(batch.images, output_, doutput_, dinput_);
+      dp_.average_gradients(opt_.params());
       if (opt_o_.max_grad_norm > 0) clip_grad_norm(opt_.params(), opt_o_.max_grad_norm);
       opt_.step();
       ++iter_;
@@ -152,13 +181,26 @@ class Trainer {
   const std::string& last_checkpoint() const { return last_checkpoint_; }
   // (iteration, mean total loss) of each log interval of this process's runs.
   const std::vector<std::pair<std::int64_t, double>>& loss_curve() const { return loss_curve_; }
+  int rank() const { return dp_.rank(); }
+  int world_size() const { return dp_.size(); }
 
  private:
   using Clock = std::chrono::steady_clock;
   static double seconds(Clock::time_point a, Clock::time_point b) { return std::chrono::duration<double>(b - a).count(); }
 
+  bool writes_files() const { return dp_.rank() == 0; }
+
+  // Each loss becomes its mean over the ranks (one small all-reduce).
+  void mean_over_ranks(NamedLosses& losses) {
+    if (!dp_.active()) return;
+    loss_values_.resize(losses.size());
+    for (std::size_t i = 0; i < losses.size(); ++i) loss_values_[i] = losses[i].second;
+    dp_.communicator().all_reduce(loss_values_.data(), static_cast<index_t>(loss_values_.size()), dist::ReduceOp::Sum);
+    for (std::size_t i = 0; i < losses.size(); ++i) losses[i].second = loss_values_[i] / dp_.size();
+  }
+
   void open_log() {
-    if (log_.is_open()) return;
+    if (log_.is_open() || !writes_files()) return;
     log_ = JsonLog(opt_o_.work_dir);
     char env[160];
     std::snprintf(env, sizeof env, "gcnet; C++ %ld; %d threads", static_cast<long>(__cplusplus), num_threads());
@@ -169,7 +211,8 @@ class Trainer {
                 {"by_epoch", by_epoch_},
                 {"iters_per_epoch", batches_per_epoch()},
                 {"max_iters", max_iters_},
-                {"start_iter", iter_}});
+                {"start_iter", iter_},
+                {"world_size", dp_.size()}});
   }
 
   // Every group's lr for iteration iter_ (0 = the first step). Sgd applies the schedule to
@@ -229,7 +272,7 @@ class Trainer {
     rec["time"] = window_time_ / n;
     rec["data_time"] = window_data_time_ / n;
     rec["memory"] = memory;
-    log_.write(rec);
+    if (writes_files()) log_.write(rec);
     loss_curve_.emplace_back(iter_, mean_total);
     if (opt_o_.print) {
       line.losses.emplace_back("loss", mean_total);
@@ -256,6 +299,10 @@ class Trainer {
         if (!std::isfinite(v[i]))
           detail::fail("training stopped at iteration ", iter_, ": parameter '", name,
                        "' is not finite; no checkpoint written for this iteration (", last_good_text(), ")");
+    }
+    if (!writes_files()) {  // the parameters are the same on every rank; rank 0 saves them
+      last_checkpoint_iter_ = iter_;
+      return;
     }
     std::map<std::string, std::string> meta = opt_o_.metadata;
     meta["iter"] = std::to_string(iter_);
@@ -304,6 +351,10 @@ class Trainer {
   std::vector<std::pair<std::int64_t, double>> loss_curve_;
   // Scratch reused every iteration.
   TensorT output_, doutput_, dinput_;
+  // Data parallel (inactive with one rank).
+  dist::DataParallel<T, B> dp_;
+  bool state_broadcast_ = false;
+  std::vector<double> loss_values_;
 };
 
 }  // namespace gcnet

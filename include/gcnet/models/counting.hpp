@@ -1,0 +1,87 @@
+#pragma once
+// Parameter and FLOP counts of a backbone, per model and per block, for an input size.
+//   count_parameters(net)                 trainable scalars (any module with visit_parameters)
+//   count_blocks(resnet, {1, 3, 224, 224}) rows {name, params, flops}: "stem", "layer1.0", ...
+//   total_flops(rows)
+// FLOPs are multiply-accumulates of convolutions, matrix products and plugin transforms (the
+// convention of the ResNet / GCNet papers: ResNet-50 at 224x224 = 4.1 G); norms, ReLUs,
+// pooling and additions are not counted.
+#include <string>
+#include <vector>
+
+#include "gcnet/core/layer.hpp"
+
+namespace gcnet {
+
+template <class Net>
+index_t count_parameters(Net& net) {
+  index_t n = 0;
+  net.visit_parameters("", [&](const std::string&, auto& p) { n += p.value.numel(); });
+  return n;
+}
+
+struct BlockCount {
+  std::string name;
+  index_t params = 0;
+  double flops = 0;
+  Shape output;
+};
+
+namespace detail {
+template <class Stem>
+double stem_flops(Stem& stem, const Shape& in) {
+  double f = 0;
+  Shape s = in;
+  auto visit = [&](auto& self, auto& layer) -> void {
+    using L = std::remove_cvref_t<decltype(layer)>;
+    if constexpr (requires { layer.options().groups; layer.options().kernel; }) {
+      const Shape o = layer.setup(s);
+      const auto& opt = layer.options();
+      f += double(o.numel()) * double(opt.in / opt.groups) * double(opt.kernel.h * opt.kernel.w);
+      s = o;
+    } else if constexpr (requires { layer.for_each_child([](std::string_view, auto&) {}); }) {
+      layer.for_each_child([&](std::string_view, auto& c) { self(self, c); });
+    } else {
+      s = layer.setup(s);
+    }
+    (void)sizeof(L);
+  };
+  visit(visit, stem);
+  return f;
+}
+}  // namespace detail
+
+template <class ResNetT>
+std::vector<BlockCount> count_blocks(ResNetT& net, const Shape& in) {
+  net.setup(in);  // validates
+  std::vector<BlockCount> rows;
+  BlockCount stem{"stem", 0, 0, {}};
+  gcnet::visit_parameters(net.stem(), "", [&](const std::string&, auto& p) { stem.params += p.value.numel(); });
+  stem.flops = detail::stem_flops(net.stem(), in);
+  stem.output = net.stem().setup(in);
+  rows.push_back(stem);
+  Shape s = stem.output;
+  auto stage = [&]<std::size_t S>() {
+    auto& st = net.template stage<S>();
+    for (std::size_t i = 0; i < st.size(); ++i) {
+      BlockCount r{"layer" + std::to_string(S + 1) + "." + std::to_string(i), 0, 0, {}};
+      gcnet::visit_parameters(st[i], "", [&](const std::string&, auto& p) { r.params += p.value.numel(); });
+      r.flops = st[i].flops(s);
+      r.output = s = st[i].setup(s);
+      rows.push_back(r);
+    }
+  };
+  stage.template operator()<0>();
+  stage.template operator()<1>();
+  stage.template operator()<2>();
+  stage.template operator()<3>();
+  return rows;
+}
+
+inline double total_flops(const std::vector<BlockCount>& rows) {
+  double f = 0;
+  for (const auto& r : rows) f += r.flops;
+  return f;
+}
+
+}  // namespace gcnet
