@@ -92,12 +92,14 @@ class BatchNorm2d {
         double s = 0;
         for (index_t n = 0; n < N; ++n) {
           const T* p = xp + (n * C + c) * HW;
+          GCNET_SIMD_REDUCE(+ : s)
           for (index_t j = 0; j < HW; ++j) s += p[j];
         }
         m = s / static_cast<double>(M);
         double v = 0;  // two passes: no cancellation when |mean| >> std
         for (index_t n = 0; n < N; ++n) {
           const T* p = xp + (n * C + c) * HW;
+          GCNET_SIMD_REDUCE(+ : v)
           for (index_t j = 0; j < HW; ++j) {
             const double d = p[j] - m;
             v += d * d;
@@ -125,10 +127,16 @@ class BatchNorm2d {
       for_each_index(B{}, 1, [=] GCNET_HD(index_t) { cnt[0] += T(1); });
     }
 
+    // One (image, channel) plane per index: no per-element channel arithmetic, and the
+    // inner loop vectorizes.
     T* yp = y.data();
-    for_each_index(B{}, x.numel(), [=] GCNET_HD(index_t i) {
-      const index_t c = (i / HW) % C;
-      yp[i] = xp[i] * scale[c] + shift[c];
+    for_each_index_weighted(B{}, N * C, HW, [=] GCNET_HD(index_t plane) {
+      const index_t c = plane % C;
+      const T sc = scale[c], sh = shift[c];
+      const T* p = xp + plane * HW;
+      T* q = yp + plane * HW;
+      GCNET_SIMD
+      for (index_t j = 0; j < HW; ++j) q[j] = p[j] * sc + sh;
     });
   }
 
@@ -151,10 +159,12 @@ class BatchNorm2d {
       const double m = mean[c];
       double sdy = 0, sdyx = 0;
       for (index_t n = 0; n < N; ++n) {
-        const index_t base = (n * C + c) * HW;
+        const T* gp = g + (n * C + c) * HW;
+        const T* p = xp + (n * C + c) * HW;
+        GCNET_SIMD_REDUCE(+ : sdy, sdyx)
         for (index_t j = 0; j < HW; ++j) {
-          sdy += g[base + j];
-          sdyx += g[base + j] * (xp[base + j] - m);
+          sdy += gp[j];
+          sdyx += gp[j] * (p[j] - m);
         }
       }
       sdyx *= static_cast<double>(invstd[c]);
@@ -166,14 +176,20 @@ class BatchNorm2d {
 
     T* d = dx.data();
     const bool batch = batch_stats_;
-    for_each_index(B{}, x.numel(), [=] GCNET_HD(index_t i) {
-      const index_t c = (i / HW) % C;
+    // dx += k * (dy - mdy - (x - mean) * invstd * mdyx), per plane.
+    for_each_index_weighted(B{}, N * C, HW, [=] GCNET_HD(index_t plane) {
+      const index_t c = plane % C;
       const T k = (w ? w[c] : T(1)) * invstd[c];
+      const T* gp = g + plane * HW;
+      const T* p = xp + plane * HW;
+      T* q = d + plane * HW;
       if (batch) {
-        const T xhat = (xp[i] - mean[c]) * invstd[c];
-        d[i] += k * (g[i] - mdy[c] - xhat * mdyx[c]);
+        const T a = -k * invstd[c] * mdyx[c], b = -k * mdy[c], mc = mean[c];
+        GCNET_SIMD
+        for (index_t j = 0; j < HW; ++j) q[j] += k * gp[j] + (p[j] - mc) * a + b;
       } else {
-        d[i] += k * g[i];
+        GCNET_SIMD
+        for (index_t j = 0; j < HW; ++j) q[j] += k * gp[j];
       }
     });
   }

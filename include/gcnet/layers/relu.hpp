@@ -26,7 +26,11 @@ class ReLU {
     check_backward_args("ReLU", x, y, dy, dx);
     const T *yp = y.data(), *g = dy.data();
     T* d = dx.data();
-    for_each_index(B{}, x.numel(), [=] GCNET_HD(index_t i) { d[i] += yp[i] > T(0) ? g[i] : T(0); });
+    // The load of g is unconditional so the select vectorizes.
+    for_each_index(B{}, x.numel(), [=] GCNET_HD(index_t i) {
+      const T gi = g[i];
+      d[i] += yp[i] > T(0) ? gi : T(0);
+    });
   }
   std::string describe() const { return "ReLU"; }
 };

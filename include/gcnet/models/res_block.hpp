@@ -45,7 +45,10 @@ void relu_grad_to(const Tensor<T, B>& y, const Tensor<T, B>& dy, Tensor<T, B>& d
   dx.resize(y.shape());
   const T *yp = y.data(), *g = dy.data();
   T* d = dx.data();
-  for_each_index(B{}, y.numel(), [=] GCNET_HD(index_t i) { d[i] = yp[i] > T(0) ? g[i] : T(0); });
+  for_each_index(B{}, y.numel(), [=] GCNET_HD(index_t i) {
+    const T gi = g[i];  // unconditional load: the select vectorizes
+    d[i] = yp[i] > T(0) ? gi : T(0);
+  });
 }
 template <class T, class B>
 void zeros_like(const Tensor<T, B>& x, Tensor<T, B>& g) {
