@@ -8,14 +8,18 @@
 
 #include <cstdio>
 #include <filesystem>
-#include <fstream>
 
 #include "gcnet/data/loader.hpp"
+#include "gcnet/io/atomic_file.hpp"
 #include "gcnet/data/datasets.hpp"
 #include "gcnet/gcnet.hpp"
 #include "gcnet/train/log_plot.hpp"
 #include "gcnet/train/trainer.hpp"
 #include "toy_data.hpp"
+#if GCNET_EXAMPLE_MPI
+// Under `mpirun -np K` the trainer's default communicator is then the MPI world: data parallel.
+#include "gcnet/dist/mpi_communicator.hpp"
+#endif
 
 using namespace gcnet;
 
@@ -114,10 +118,15 @@ int main(int argc, char** argv) {
                    {"warmup", warmup}, {"milestones", milestones}};
     Trainer trainer(net, loader, opt, schedule, loss_fn, topt);
 
-    std::printf("gcnet demo: %s\n%lld parameters, batch %d, %d iterations, %d threads\n", net.describe().c_str(),
-                static_cast<long long>(parameter_count(net)), batch, iters, num_threads());
+    // Under mpirun every rank trains its shard of each batch; only rank 0 reports and writes.
+    const bool lead = trainer.rank() == 0;
+    if (lead)
+      std::printf("gcnet demo: %s\n%lld parameters, batch %d, %d iterations, %d threads, %d rank(s)\n",
+                  net.describe().c_str(), static_cast<long long>(parameter_count(net)), batch, iters, num_threads(),
+                  trainer.world_size());
     if (!resume.empty()) trainer.resume(resume);
     trainer.run(iters);
+    if (!lead) return 0;
 
     const std::string curve = (std::filesystem::path(work_dir) / "curve.svg").string();
     plot_train_log(trainer.log_path().string(), curve);
@@ -130,10 +139,11 @@ int main(int argc, char** argv) {
       return 0;
     }
     const double first = losses.front().second, last = losses.back().second;
-    {  // the run's summary, as before the trainer (README)
-      std::ofstream out(std::filesystem::path(work_dir) / "summary.json", std::ios::trunc);
-      out << nlohmann::json{{"first_loss", first}, {"last_loss", last}, {"accuracy", accuracy}}.dump() << '\n';
-      GCNET_CHECK(out.good(), work_dir, "/summary.json: write failed");
+    {  // the run's summary (README), written atomically like the checkpoints
+      const std::string text =
+          nlohmann::json{{"first_loss", first}, {"last_loss", last}, {"accuracy", accuracy}}.dump() + "\n";
+      io::write_file_atomically((std::filesystem::path(work_dir) / "summary.json").string(),
+                                [&](io::FileSink& out) { out.write(text.data(), text.size()); });
     }
     std::printf("loss %.4f -> %.4f (%s); held-out accuracy %.1f%% (chance %.1f%%)\n", first, last,
                 last < first ? "falling" : "NOT falling", 100 * accuracy, 100.0 / toy::kClasses);

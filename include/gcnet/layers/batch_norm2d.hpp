@@ -13,6 +13,7 @@
 
 #include "gcnet/core/layer.hpp"
 #include "gcnet/core/parallel.hpp"
+#include "gcnet/kernels/channel_affine.hpp"
 #include "gcnet/kernels/elementwise.hpp"
 
 namespace gcnet {
@@ -127,17 +128,7 @@ class BatchNorm2d {
       for_each_index(B{}, 1, [=] GCNET_HD(index_t) { cnt[0] += T(1); });
     }
 
-    // One (image, channel) plane per index: no per-element channel arithmetic, and the
-    // inner loop vectorizes.
-    T* yp = y.data();
-    for_each_index_weighted(B{}, N * C, HW, [=] GCNET_HD(index_t plane) {
-      const index_t c = plane % C;
-      const T sc = scale[c], sh = shift[c];
-      const T* p = xp + plane * HW;
-      T* q = yp + plane * HW;
-      GCNET_SIMD
-      for (index_t j = 0; j < HW; ++j) q[j] = p[j] * sc + sh;
-    });
+    channel_affine(B{}, xp, scale, shift, y.data(), N, C, HW);
   }
 
   // Train: dx = w*invstd*(dy - mean(dy) - xhat*mean(dy*xhat)) (the batch statistics depend

@@ -9,6 +9,7 @@
 
 #include "gcnet/core/layer.hpp"
 #include "gcnet/core/parallel.hpp"
+#include "gcnet/kernels/channel_affine.hpp"
 #include "gcnet/kernels/elementwise.hpp"
 #include "gcnet/layers/batch_norm2d.hpp"
 
@@ -74,10 +75,7 @@ class FrozenBatchNorm2d {
     const index_t C = channels_, HW = x.size(2) * x.size(3);
     const T *xp = x.data(), *scale = scale_.data(), *shift = shift_.data();
     T* yp = y.data();
-    for_each_index(B{}, x.numel(), [=] GCNET_HD(index_t i) {
-      const index_t c = (i / HW) % C;
-      yp[i] = xp[i] * scale[c] + shift[c];
-    });
+    channel_affine(B{}, xp, scale, shift, yp, x.size(0), C, HW);
   }
 
   void backward(const Tensor<T, B>& x, const Tensor<T, B>& y, const Tensor<T, B>& dy, Tensor<T, B>& dx) {
@@ -87,7 +85,7 @@ class FrozenBatchNorm2d {
     const index_t C = channels_, HW = x.size(2) * x.size(3);
     const T *g = dy.data(), *scale = scale_.data();
     T* d = dx.data();
-    for_each_index(B{}, x.numel(), [=] GCNET_HD(index_t i) { d[i] += g[i] * scale[(i / HW) % C]; });
+    channel_scale_add(B{}, g, scale, d, x.size(0), C, HW);
   }
 
   std::string describe() const { return name_; }
