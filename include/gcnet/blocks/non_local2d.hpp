@@ -116,6 +116,9 @@ class NonLocal2d {
   // within rounding either way).
   void set_fused_max_positions(index_t positions) { fused_max_positions_ = positions; }
   index_t inter_channels() const { return ci_; }
+  // Largest block of query rows in the attention (a tuning knob, see pairwise_attention.hpp;
+  // tests set it small to cover many blocks per image).
+  void set_max_block_rows(index_t rows) { attention_.set_max_block_rows(rows); }
 
   Shape setup(const Shape& in) {
     require_nchw(in, describe());

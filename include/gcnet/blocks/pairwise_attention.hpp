@@ -38,10 +38,18 @@ struct PairwiseGeometry {
 template <Scalar T = float, Backend B = Cpu>
 class BlockedPairwiseAttention {
  public:
-  static constexpr index_t kRows = 128;  // query rows per block
+  // Query rows per block, at most: P is split into ceil(P / kMaxRows) blocks of equal height
+  // (3136 rows as 4 x 784, not 24 x 128 + 64), so no block is a thin sliver. Why this tall: each
+  // GEMM of a block packs a whole P'-wide operand (phi, g) again, so fewer, taller blocks pack
+  // less (a one-thread sweep at 256@56 under load pointed to 15-25% less CPU time than 128
+  // rows; back-to-back runs did not confirm it above the noise, docs/performance.md). The
+  // cost is scratch: rows x P' scores per thread (9.8 MB at 56x56) when the softmax is not stored.
+  static constexpr index_t kMaxRows = 800;
 
   BlockedPairwiseAttention(PairwiseKind kind, T scale) : kind_(kind), scale_(scale) {}
   void set_scale(T scale) { scale_ = scale; }
+  // At most this many query rows per block (tests use small values to get many blocks).
+  void set_max_block_rows(index_t rows) { max_rows_ = std::max<index_t>(rows, 1); }
 
   // y [Ci, P] = g . f^T; w: the concat projection [2D] (Concat only).
   void forward(const PairwiseGeometry& s, const T* theta, const T* phi, const T* g, const T* w, T* y) {
@@ -49,7 +57,7 @@ class BlockedPairwiseAttention {
     if (kind_ == PairwiseKind::Linear) return linear_forward(s, theta, phi, g, y);
     if (kind_ == PairwiseKind::Concat) project(s, theta, phi, w);
     for_each_block(s, [&](index_t i0, index_t r, int slot) {
-      T* A = scores_.data() + slot * kRows * s.Pp;
+      T* A = scores_.data() + slot * rows_ * s.Pp;
       attention_block(s, theta, phi, i0, r, A);
       blas::gemm(B{}, blas::Op::N, blas::Op::T, s.Ci, r, s.Pp, T(1), g, s.Pp, A, s.Pp, T(0), y + i0, s.P);
     });
@@ -57,7 +65,7 @@ class BlockedPairwiseAttention {
 
   // A batch of N images (each argument points at image 0; images are contiguous). Softmax
   // runs every (image, block of rows) pair in one parallel region with serial GEMMs: at
-  // P <= kRows one image is one block, and a per-image call would leave the GEMM to Eigen's
+  // P <= kMaxRows one image is one block, and a per-image call would leave the GEMM to Eigen's
   // own threads (mostly spin-waiting at these sizes). With `store` (training), the softmax
   // probabilities [N, P, P'] are kept so the backward skips recomputing them.
   void forward_batch(index_t N, const PairwiseGeometry& s, const T* theta, const T* phi, const T* g, const T* w,
@@ -68,10 +76,10 @@ class BlockedPairwiseAttention {
         forward(s, theta + n * s.D * s.P, phi + n * s.D * s.Pp, g + n * s.Ci * s.Pp, w, y + n * s.Ci * s.P);
       return;
     }
-    reserve(s, N);
+    reserve(s, N, !stored_);
     if (stored_) probs_.resize(Shape{N, s.P, s.Pp});
     for_each_item(s, N, [&](index_t n, index_t i0, index_t r, int slot) {
-      T* A = stored_ ? probs_.data() + (n * s.P + i0) * s.Pp : scores_.data() + slot * kRows * s.Pp;
+      T* A = stored_ ? probs_.data() + (n * s.P + i0) * s.Pp : scores_.data() + slot * rows_ * s.Pp;
       attention_block(s, theta + n * s.D * s.P, phi + n * s.D * s.Pp, i0, r, A);
       blas::gemm(B{}, blas::Op::N, blas::Op::T, s.Ci, r, s.Pp, T(1), g + n * s.Ci * s.Pp, s.Pp, A, s.Pp, T(0),
                  y + n * s.Ci * s.P + i0, s.P);
@@ -87,7 +95,7 @@ class BlockedPairwiseAttention {
                  dtheta + n * s.D * s.P, dphi + n * s.D * s.Pp, dg + n * s.Ci * s.Pp, dw);
       return;
     }
-    reserve(s, N);
+    reserve(s, N, !stored_);
     const index_t Pp = s.Pp, P = s.P, D = s.D, Ci = s.Ci, slots = slots_;
     const T scale = scale_;
     // Partial sums over query rows, per (thread, image).
@@ -100,8 +108,8 @@ class BlockedPairwiseAttention {
       const T* th = theta + n * D * P;
       const T* gn = g + n * Ci * Pp;
       const T* dyn = dy + n * Ci * P;
-      T* A = stored ? probs_.data() + (n * P + i0) * Pp : scores_.data() + slot * kRows * Pp;
-      T* dA = grad_.data() + slot * kRows * Pp;
+      T* A = stored ? probs_.data() + (n * P + i0) * Pp : scores_.data() + slot * rows_ * Pp;
+      T* dA = grad_.data() + slot * rows_ * Pp;
       T* pg = part_g + (slot * N + n) * Ci * Pp;
       T* pphi = part_phi + (slot * N + n) * D * Pp;
       if (!stored) attention_block(s, th, phi + n * D * Pp, i0, r, A);  // A, recomputed
@@ -152,8 +160,8 @@ class BlockedPairwiseAttention {
     T* part_phi = part_phi_.data();
     T* drow = drow_.data();
     for_each_block(s, [&](index_t i0, index_t r, int slot) {
-      T* A = scores_.data() + slot * kRows * Pp;
-      T* dA = grad_.data() + slot * kRows * Pp;
+      T* A = scores_.data() + slot * rows_ * Pp;
+      T* dA = grad_.data() + slot * rows_ * Pp;
       T* pg = part_g + slot * s.Ci * Pp;
       T* pphi = part_phi + slot * s.D * Pp;
       attention_block(s, theta, phi, i0, r, A);  // A, recomputed
@@ -239,10 +247,10 @@ class BlockedPairwiseAttention {
   // Runs f(image, first_row, rows, slot) for every block of query rows of N images.
   template <class F>
   void for_each_item(const PairwiseGeometry& s, index_t N, F&& f) {
-    const index_t blocks = (s.P + kRows - 1) / kRows, items = N * blocks;
+    const index_t rows = rows_, blocks = (s.P + rows - 1) / rows, items = N * blocks;
     auto run = [&](index_t k, int slot) {
-      const index_t n = k / blocks, i0 = (k % blocks) * kRows;
-      f(n, i0, std::min(kRows, s.P - i0), slot);
+      const index_t n = k / blocks, i0 = (k % blocks) * rows;
+      f(n, i0, std::min(rows, s.P - i0), slot);
     };
 #if defined(_OPENMP)
     if constexpr (std::same_as<B, Cpu>) {
@@ -260,30 +268,36 @@ class BlockedPairwiseAttention {
   // calling thread's scratch.
   template <class F>
   void for_each_block(const PairwiseGeometry& s, F&& f) {
-    const index_t blocks = (s.P + kRows - 1) / kRows;
+    const index_t rows = rows_, blocks = (s.P + rows - 1) / rows;
 #if defined(_OPENMP)
     if constexpr (std::same_as<B, Cpu>) {
       if (slots_ > 1 && blocks > 1 && !omp_in_parallel()) {
 #pragma omp parallel for schedule(dynamic, 1) num_threads(static_cast<int>(slots_))
         for (index_t b = 0; b < blocks; ++b)
-          f(b * kRows, std::min(kRows, s.P - b * kRows), omp_get_thread_num());
+          f(b * rows, std::min(rows, s.P - b * rows), omp_get_thread_num());
         return;
       }
     }
 #endif
-    for (index_t b = 0; b < blocks; ++b) f(b * kRows, std::min(kRows, s.P - b * kRows), 0);
+    for (index_t b = 0; b < blocks; ++b) f(b * rows, std::min(rows, s.P - b * rows), 0);
   }
 
   // N: images per call (forward_batch / backward_batch); partial sums are per (thread, image).
-  void reserve(const PairwiseGeometry& s, index_t N = 1) {
+  // `scores`: whether the per-thread score blocks are needed (not when the softmax is stored).
+  void reserve(const PairwiseGeometry& s, index_t N = 1, bool scores = true) {
     if (kind_ == PairwiseKind::Linear) {
       small_.resize(Shape{2, s.Ci, s.D});
       return;
     }
-    const index_t items = N * ((s.P + kRows - 1) / kRows);
-    slots_ = std::same_as<B, Cpu> ? std::max<index_t>(1, std::min<index_t>(num_threads(), items)) : 1;
-    scores_.resize(Shape{slots_, kRows, s.Pp});
-    grad_.resize(Shape{slots_, kRows, s.Pp});
+    const index_t threads = std::same_as<B, Cpu> ? num_threads() : 1;
+    index_t blocks = std::max<index_t>(1, (s.P + max_rows_ - 1) / max_rows_);
+    // Enough items for every thread (a batch of one small map), but no block under 32 rows.
+    if (N * blocks < threads) blocks = std::max(blocks, std::min((threads + N - 1) / N, (s.P + 31) / 32));
+    rows_ = (s.P + blocks - 1) / blocks;
+    const index_t items = N * blocks;
+    slots_ = std::max<index_t>(1, std::min<index_t>(threads, items));
+    if (scores) scores_.resize(Shape{slots_, rows_, s.Pp});
+    grad_.resize(Shape{slots_, rows_, s.Pp});
     part_g_.resize(Shape{slots_ * N, s.Ci, s.Pp});
     part_phi_.resize(Shape{slots_ * N, s.D, s.Pp});
     if (kind_ == PairwiseKind::Concat) {
@@ -357,6 +371,8 @@ class BlockedPairwiseAttention {
   PairwiseKind kind_;
   T scale_;
   index_t slots_ = 1;                       // threads working on blocks
+  index_t max_rows_ = kMaxRows;
+  index_t rows_ = kMaxRows;                 // query rows per block (reserve)
   Tensor<T, B> scores_, grad_;              // per thread: one block of A and of dA / dS
   Tensor<T, B> part_g_, part_phi_;          // per thread: partial dg and dphi
   Tensor<T, B> small_;                      // Linear: M and dM

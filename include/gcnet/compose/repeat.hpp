@@ -26,7 +26,7 @@ class RepeatN {
     blocks_.reserve(count);
     for (std::size_t i = 0; i < count; ++i) blocks_.push_back(make(i));
     acts_.resize(count);
-    grads_.resize(count);
+    grads_.resize(2);
   }
 
   std::size_t size() const { return blocks_.size(); }
@@ -57,8 +57,10 @@ class RepeatN {
     for (std::size_t k = n; k-- > 0;) {
       const tensor_type& in = k == 0 ? x : acts_[k - 1];
       const tensor_type& out = k == n - 1 ? y : acts_[k];
-      const tensor_type& g_out = k == n - 1 ? dy : grads_[k];
-      tensor_type& g_in = k == 0 ? dx : grads_[k - 1];
+      // Gradients between blocks ping-pong between two buffers (one per block would keep
+      // them all resident).
+      const tensor_type& g_out = k == n - 1 ? dy : grads_[k % 2];
+      tensor_type& g_in = k == 0 ? dx : grads_[(k - 1) % 2];
       if (k > 0) {
         g_in.resize(in.shape());
         fill(g_in, value_type(0));

@@ -209,8 +209,9 @@ class ConvGemm {
     // One weight-gradient accumulator per thread slot: slot 0 is dw itself, the others are
     // summed into it at the end. A slot is zeroed before its first band.
     const index_t slots = num_slots(), wsize = weight_size();
-    partial_.resize(Shape{std::max<index_t>(1, slots - 1), wsize});
-    T* partial = partial_.data();
+    Tensor<T, B>& partial_buf = partial();
+    partial_buf.resize(Shape{std::max<index_t>(1, slots - 1), wsize});
+    T* partial = partial_buf.data();
     char* used = slot_used(slots);
     const index_t nb = num_bands(), nf = img_grad ? num_fold_parts(n) : 0, wtasks = n * nb;
     for_each_task(wtasks + n * nf, [&](index_t t, index_t slot) {
@@ -250,7 +251,7 @@ class ConvGemm {
     for_each_part([&](index_t part, index_t parts, index_t slot) {
       const index_t r0 = part_edge(m_, part, parts), r1 = part_edge(m_, part + 1, parts);
       const index_t c0 = part_edge(g_.channels, part, parts), c1 = part_edge(g_.channels, part + 1, parts);
-      Scratch& s = scratch_[static_cast<std::size_t>(slot)];
+      Scratch& s = (*active_)[static_cast<std::size_t>(slot)];
       for (index_t n0 = 0; n0 < n; n0 += per) {
         const index_t k = std::min(n, n0 + per) - n0, cols = k * P();
         T* col = nullptr;
@@ -354,16 +355,38 @@ class ConvGemm {
   struct Scratch {
     Tensor<T, B> col, mat, out;
   };
+  // The scratch lives only during one call, so on the CPU all convolutions run by a thread
+  // share one set (thread_local: callers on other threads get theirs) instead of one per
+  // layer, which kept ~1.5 MB of columns and a weight-sized gradient partial per conv resident.
+  std::vector<Scratch>& scratch() {
+    if constexpr (std::same_as<B, Cpu>) {
+      thread_local std::vector<Scratch> shared;
+      return shared;
+    } else {
+      return scratch_;
+    }
+  }
+  Tensor<T, B>& partial() {
+    if constexpr (std::same_as<B, Cpu>) {
+      thread_local Tensor<T, B> shared;
+      return shared;
+    } else {
+      return partial_;
+    }
+  }
+  // On the calling thread, before a parallel region: the tasks reach the caller's scratch
+  // through active_ (a worker's thread_local would be another one).
   void ensure_scratch(index_t slots) {
-    if (static_cast<index_t>(scratch_.size()) < slots) scratch_.resize(static_cast<std::size_t>(slots));
+    active_ = &scratch();
+    if (static_cast<index_t>(active_->size()) < slots) active_->resize(static_cast<std::size_t>(slots));
   }
   void ensure_band_buffers(index_t slots) {
     ensure_scratch(slots);
     if (g_.is_pointwise()) return;  // multiplies the image itself
     const Shape s{g_.rows(), band_rows() * g_.out_w};
-    for (index_t k = 0; k < slots; ++k) scratch_[static_cast<std::size_t>(k)].col.resize(s);
+    for (index_t k = 0; k < slots; ++k) (*active_)[static_cast<std::size_t>(k)].col.resize(s);
   }
-  T* slot_col(index_t slot) { return scratch_[static_cast<std::size_t>(slot)].col.data(); }
+  T* slot_col(index_t slot) { return (*active_)[static_cast<std::size_t>(slot)].col.data(); }
 
   // f(part, parts, slot) for each part of a pass split by channel: one part per thread.
   template <class F>
@@ -395,8 +418,9 @@ class ConvGemm {
   ConvGemmTuning tuning_;
   ConvGeometry g_;
   index_t groups_ = 1, m_ = 0, mg_ = 0, kg_ = 0;
-  std::vector<Scratch> scratch_;  // per thread
-  Tensor<T, B> partial_;          // per-thread weight gradients (slots 1..)
+  std::vector<Scratch> scratch_;  // per thread (non-CPU backends; see scratch())
+  Tensor<T, B> partial_;          // per-thread weight gradients (slots 1..; non-CPU backends)
+  std::vector<Scratch>* active_ = nullptr;  // the scratch of the current call (ensure_scratch)
   std::vector<char> used_;        // which slots saw an image
 };
 

@@ -1,8 +1,9 @@
 #pragma once
 // MaxPool2d: torch.nn.MaxPool2d over NCHW input. Padding counts as -inf; windows of
 // `kernel` taps `dilation` apart, `stride` apart (stride defaults to the kernel); ceil
-// mode as PyTorch (see pooling::output_extent). Forward caches each output's argmax (an
-// offset inside its plane); backward routes the gradient there. On ties the first
+// mode as PyTorch (see pooling::output_extent). Forward computes values only, plane by plane
+// with the inner loop over output columns (vectorizes); backward finds each window's argmax
+// again from x and routes the gradient there (no argmax kept between calls). On ties the first
 // maximum in window order (row-major) wins, and a NaN wins over numbers, as in PyTorch.
 #include <limits>
 #include <optional>
@@ -41,19 +42,66 @@ class MaxPool2d {
   void forward(const Tensor<T, B>& x, Tensor<T, B>& y) {
     require_contiguous(x, describe(), "input");
     y.resize(setup(x.shape()));
-    argmax_.resize(y.shape());
+    const index_t H = x.size(2), W = x.size(3), OH = y.size(2), OW = y.size(3);
+    const index_t kh = kernel_.h, kw = kernel_.w, sh = stride_.h, sw = stride_.w;
+    const index_t ph = padding_.h, pw = padding_.w, dh = dilation_.h, dw = dilation_.w;
+    // Output columns [ow0, ow1) have every horizontal tap inside the row: their loop has no
+    // bounds tests and vectorizes; the few border columns take the clipped path.
+    index_t ow0 = 0;
+    while (ow0 < OW && ow0 * sw - pw < 0) ++ow0;
+    index_t ow1 = ow0;
+    while (ow1 < OW && ow1 * sw - pw + (kw - 1) * dw < W) ++ow1;
+    const T* xp = x.data();
+    T* yp = y.data();
+    // Values only (the argmax is found again in backward from x): one plane per task, taps
+    // combined row by row into the output row, as max with NaN winning (PyTorch's result).
+    for_each_index_weighted(B{}, x.size(0) * x.size(1), OH * OW * kh * kw, [=] GCNET_HD(index_t p) {
+      const T* in = xp + p * H * W;
+      T* out = yp + p * OH * OW;
+      for (index_t oh = 0; oh < OH; ++oh) {
+        index_t h0 = oh * sh - ph;
+        const index_t h1 = h0 + (kh - 1) * dh + 1 < H ? h0 + (kh - 1) * dh + 1 : H;
+        while (h0 < 0) h0 += dh;
+        T* o = out + oh * OW;
+        for (index_t ow = 0; ow < OW; ++ow) o[ow] = -std::numeric_limits<T>::infinity();
+        for (index_t ih = h0; ih < h1; ih += dh) {
+          const T* row = in + ih * W;
+          // The border columns: [0, ow0) and [ow1, OW).
+          for (index_t ow = ow0 > 0 ? 0 : ow1; ow < OW; ow = ow + 1 == ow0 ? ow1 : ow + 1) {
+            index_t w0 = ow * sw - pw;
+            const index_t w1 = w0 + (kw - 1) * dw + 1 < W ? w0 + (kw - 1) * dw + 1 : W;
+            while (w0 < 0) w0 += dw;
+            T m = o[ow];
+            for (index_t iw = w0; iw < w1; iw += dw) m = take_max(m, row[iw]);
+            o[ow] = m;
+          }
+          for (index_t k = 0; k < kw; ++k) {
+            const T* r = row + ow0 * sw - pw + k * dw;  // tap k of column ow0
+            for (index_t ow = ow0; ow < ow1; ++ow) o[ow] = take_max(o[ow], r[(ow - ow0) * sw]);
+          }
+        }
+      }
+    });
+  }
+
+  void backward(const Tensor<T, B>& x, const Tensor<T, B>& y, const Tensor<T, B>& dy, Tensor<T, B>& dx) {
+    check_backward_args(describe(), x, y, dy, dx);
+    require_contiguous(x, describe(), "input");
+    GCNET_CHECK(y.shape() == setup(x.shape()), describe(), ": output shape ", y.shape().str(),
+                " does not match input shape ", x.shape().str());
     const index_t H = x.size(2), W = x.size(3), OH = y.size(2), OW = y.size(3);
     const index_t kh = kernel_.h, kw = kernel_.w, sh = stride_.h, sw = stride_.w;
     const index_t ph = padding_.h, pw = padding_.w, dh = dilation_.h, dw = dilation_.w;
     const T* xp = x.data();
-    T* yp = y.data();
-    index_t* ap = argmax_.data();
+    const T* g = dy.data();
+    T* d = dx.data();
+    // Each output's gradient goes to its window's argmax, found from x: the first maximum in
+    // window order (row-major), a NaN winning over numbers, as PyTorch. One plane per task.
     for_each_index_weighted(B{}, x.size(0) * x.size(1), OH * OW * kh * kw, [=] GCNET_HD(index_t p) {
       const T* in = xp + p * H * W;
-      T* out = yp + p * OH * OW;
-      index_t* arg = ap + p * OH * OW;
+      const T* go = g + p * OH * OW;
+      T* di = d + p * H * W;
       for (index_t oh = 0; oh < OH; ++oh) {
-        // First tap inside the input and one past the last tap (torch's clipping).
         index_t h0 = oh * sh - ph;
         const index_t h1 = h0 + (kh - 1) * dh + 1 < H ? h0 + (kh - 1) * dh + 1 : H;
         while (h0 < 0) h0 += dh;
@@ -71,24 +119,9 @@ class MaxPool2d {
                 best_at = ih * W + iw;
               }
             }
-          out[oh * OW + ow] = best;
-          arg[oh * OW + ow] = best_at;
+          if (best_at >= 0) di[best_at] += go[oh * OW + ow];
         }
       }
-    });
-  }
-
-  void backward(const Tensor<T, B>& x, const Tensor<T, B>& y, const Tensor<T, B>& dy, Tensor<T, B>& dx) {
-    check_backward_args(describe(), x, y, dy, dx);
-    GCNET_CHECK(argmax_.shape() == y.shape(), describe(), ": backward needs the argmax of a forward on this input (",
-                "cached for output shape ", argmax_.shape().str(), ", got output shape ", y.shape().str(), ")");
-    const index_t HW = x.size(2) * x.size(3), OHW = y.size(2) * y.size(3);
-    const T* g = dy.data();
-    const index_t* ap = argmax_.data();
-    T* d = dx.data();
-    for_each_index_weighted(B{}, x.size(0) * x.size(1), OHW, [=] GCNET_HD(index_t p) {
-      for (index_t o = p * OHW; o < (p + 1) * OHW; ++o)
-        if (ap[o] >= 0) d[p * HW + ap[o]] += g[o];
     });
   }
 
@@ -100,9 +133,11 @@ class MaxPool2d {
   }
 
  private:
+  // max(m, v) with a NaN winning (once m is NaN it stays); written as a select so it vectorizes.
+  static GCNET_HD T take_max(T m, T v) { return (v > m || v != v) ? v : m; }
+
   Size2 kernel_, stride_, padding_, dilation_;
   bool ceil_mode_;
-  Tensor<index_t, B> argmax_;  // per output: offset of the maximum inside its input plane
 };
 
 }  // namespace gcnet

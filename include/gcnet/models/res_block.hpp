@@ -10,6 +10,7 @@
 #include <memory>
 #include <optional>
 #include <tuple>
+#include <vector>
 
 #include "gcnet/core/layer.hpp"
 #include "gcnet/core/module_init.hpp"
@@ -91,11 +92,30 @@ Conv make_conv2(const ResBlockConfig& c) {
 }
 }  // namespace detail
 
+// Plugins whose backward reads x and dy but not the values of their output y (the
+// global-context family: GC, SE): placed alone after conv3, such a plugin writes straight
+// into the block's output, the residual add and ReLU run there in place, and no copy of the
+// plugin's output is kept for backward (training memory).
+template <fusion::Fusion F, class Tr, Scalar T, Backend B>
+std::true_type backward_ignores_output_probe(const blocks::GlobalContext<F, Tr, T, B>*);
+std::false_type backward_ignores_output_probe(const void*);
+template <class P>
+inline constexpr bool backward_ignores_output = decltype(backward_ignores_output_probe(static_cast<P*>(nullptr)))::value;
+
 // Gradient scratch of a bottleneck's backward; the blocks of a backbone share one (backward
 // runs one block at a time), so training keeps one set of gradient buffers, not one per block.
 template <class T, class B>
 struct BlockGradScratch {
   Tensor<T, B> gsum, gda, g, ga, gb, plugin_g;
+};
+
+// Activation scratch of the fused eval forward, shared by all blocks of a backbone the same
+// way: an eval forward keeps nothing between blocks but each block's output, so the backbone
+// holds one set of intermediate activations instead of one per block (peak memory).
+template <class T, class B>
+struct BlockEvalScratch {
+  Tensor<T, B> a1, r1, a2, r2, a3, b3, da, db;
+  std::vector<Tensor<T, B>> plugin_out;  // one per plugin of the block with the most
 };
 
 template <class Norm, class Conv2, class... Placed>
@@ -194,28 +214,49 @@ class ResBottleneck {
                             x.size(0), C, x.size(2) * x.size(3));
   }
   static constexpr bool kAfterConv3Plugins = ((Placed::position == Position::AfterConv3) || ...);
+  // The one plugin after conv3 writes into the block's output (see backward_ignores_output).
+  static constexpr std::size_t kNoPlugin = std::size_t(-1);
+  static constexpr std::size_t kDirectPlugin = [] {
+    std::size_t at = kNoPlugin, count = 0;
+    [&]<std::size_t... I>(std::index_sequence<I...>) {
+      ((std::tuple_element_t<I, std::tuple<Placed...>>::position == Position::AfterConv3 ? (at = I, ++count) : 0), ...);
+    }(std::index_sequence_for<Placed...>{});
+    if (count != 1) return kNoPlugin;
+    bool ignores = false;
+    [&]<std::size_t... I>(std::index_sequence<I...>) {
+      ((I == at ? (ignores = backward_ignores_output<
+                       typename std::tuple_element_t<I, std::tuple<Placed...>>::spec::template type<T, B>>,
+                   0)
+                : 0),
+       ...);
+    }(std::index_sequence_for<Placed...>{});
+    return ignores ? at : kNoPlugin;
+  }();
 
   void forward_fused(const tensor_type& x, tensor_type& y) {
-    conv1_.forward(x, a1_);
-    apply_norm(bn1_, coef_[0], a1_, nullptr, true, r1_);
-    const tensor_type& p1 = plugins_forward(Position::AfterConv1, r1_);
-    conv2_.forward(p1, a2_);
-    apply_norm(bn2_, coef_[1], a2_, nullptr, true, r2_);
-    const tensor_type& p2 = plugins_forward(Position::AfterConv2, r2_);
-    conv3_.forward(p2, a3_);
+    BlockEvalScratch<T, B>& e = *eval_;
+    if (e.plugin_out.size() < kPlugins) e.plugin_out.resize(kPlugins);
+    tensor_type* pout = e.plugin_out.data();
+    conv1_.forward(x, e.a1);
+    apply_norm(bn1_, coef_[0], e.a1, nullptr, true, e.r1);
+    const tensor_type& p1 = plugins_forward(Position::AfterConv1, e.r1, pout);
+    conv2_.forward(p1, e.a2);
+    apply_norm(bn2_, coef_[1], e.a2, nullptr, true, e.r2);
+    const tensor_type& p2 = plugins_forward(Position::AfterConv2, e.r2, pout);
+    conv3_.forward(p2, e.a3);
     const tensor_type* sc = &x;
     if (c_.downsample) {
-      down_conv_->forward(x, da_);
-      apply_norm(*down_bn_, coef_[3], da_, nullptr, false, db_);
-      sc = &db_;
+      down_conv_->forward(x, e.da);
+      apply_norm(*down_bn_, coef_[3], e.da, nullptr, false, e.db);
+      sc = &e.db;
     }
-    GCNET_CHECK(a3_.shape() == sc->shape(), describe(), ": the residual branch gives ", a3_.shape().str(),
+    GCNET_CHECK(e.a3.shape() == sc->shape(), describe(), ": the residual branch gives ", e.a3.shape().str(),
                 " but the shortcut gives ", sc->shape().str(), " for input ", x.shape().str());
     if constexpr (!kAfterConv3Plugins) {
-      apply_norm(bn3_, coef_[2], a3_, sc, true, y);  // bn3 + shortcut + ReLU in one pass
+      apply_norm(bn3_, coef_[2], e.a3, sc, true, y);  // bn3 + shortcut + ReLU in one pass
     } else {
-      apply_norm(bn3_, coef_[2], a3_, nullptr, false, b3_);
-      const tensor_type& p3 = plugins_forward(Position::AfterConv3, b3_);
+      apply_norm(bn3_, coef_[2], e.a3, nullptr, false, e.b3);
+      const tensor_type& p3 = plugins_forward(Position::AfterConv3, e.b3, pout);
       add_relu(p3, *sc, y);
     }
     fused_ = true;
@@ -235,33 +276,38 @@ class ResBottleneck {
 
   void forward_layers(const tensor_type& x, tensor_type& y) {
     fused_ = false;
+    // Memory: the norms' backward reads their input and dy, never their output's values (only
+    // its shape), so the ReLUs run in place on b1_/b2_, bn3 writes straight into y when no
+    // plugin follows it, and the shortcut's norm output (read only by the add) goes to the
+    // shared scratch.
     conv1_.forward(x, a1_);
     bn1_.forward(a1_, b1_);
-    detail::relu_to(b1_, r1_);
-    const tensor_type& p1 = plugins_forward(Position::AfterConv1, r1_);
+    detail::relu_to(b1_, b1_);
+    const tensor_type& p1 = plugins_forward(Position::AfterConv1, b1_);
     conv2_in_ = &p1;
     conv2_.forward(p1, a2_);
     bn2_.forward(a2_, b2_);
-    detail::relu_to(b2_, r2_);
-    const tensor_type& p2 = plugins_forward(Position::AfterConv2, r2_);
+    detail::relu_to(b2_, b2_);
+    const tensor_type& p2 = plugins_forward(Position::AfterConv2, b2_);
     conv3_in_ = &p2;
     conv3_.forward(p2, a3_);
-    bn3_.forward(a3_, b3_);
-    const tensor_type& p3 = plugins_forward(Position::AfterConv3, b3_);
+    tensor_type& b3 = kAfterConv3Plugins ? b3_ : y;
+    bn3_.forward(a3_, b3);
+    const tensor_type& p3 = plugins_forward(Position::AfterConv3, b3, nullptr, kDirectPlugin != kNoPlugin ? &y : nullptr);
     const tensor_type* sc = &x;
     if (c_.downsample) {
       down_conv_->forward(x, da_);
-      down_bn_->forward(da_, db_);
-      sc = &db_;
+      down_bn_->forward(da_, eval_->db);
+      sc = &eval_->db;
     }
-    add_relu(p3, *sc, y);
+    add_relu(p3, *sc, y);  // in place on y when bn3 or the direct plugin wrote there
   }
 
   void backward_layers(const tensor_type& x, const tensor_type& y, const tensor_type& dy, tensor_type& dx) {
     detail::relu_grad_to(y, dy, scratch_->gsum);  // gradient at the residual sum
     if (c_.downsample) {
       detail::zeros_like(da_, scratch_->gda);
-      down_bn_->backward(da_, db_, scratch_->gsum, scratch_->gda);
+      down_bn_->backward(da_, da_, scratch_->gsum, scratch_->gda);  // da_: the output's shape (not kept)
       down_conv_->backward(x, da_, scratch_->gda, dx);
     } else {
       add_into(dx, scratch_->gsum, "ResBottleneck");
@@ -269,19 +315,19 @@ class ResBottleneck {
     // Main branch, in reverse; scratch_->g holds the gradient at the current point.
     const tensor_type& p2 = *conv3_in_;
     const tensor_type& p1 = *conv2_in_;
-    plugins_backward(Position::AfterConv3, scratch_->gsum, scratch_->g);  // scratch_->g = d b3
+    plugins_backward(Position::AfterConv3, scratch_->gsum, scratch_->g, &y);  // scratch_->g = d b3
     detail::zeros_like(a3_, scratch_->ga);
-    bn3_.backward(a3_, b3_, scratch_->g, scratch_->ga);
+    bn3_.backward(a3_, kAfterConv3Plugins ? b3_ : y, scratch_->g, scratch_->ga);  // y: bn3's output shape
     detail::zeros_like(p2, scratch_->g);
     conv3_.backward(p2, a3_, scratch_->ga, scratch_->g);
     plugins_backward(Position::AfterConv2, scratch_->g, scratch_->g);  // scratch_->g = d r2
-    detail::relu_grad_to(r2_, scratch_->g, scratch_->gb);
+    detail::relu_grad_to(b2_, scratch_->g, scratch_->gb);
     detail::zeros_like(a2_, scratch_->ga);
     bn2_.backward(a2_, b2_, scratch_->gb, scratch_->ga);
     detail::zeros_like(p1, scratch_->g);
     conv2_.backward(p1, a2_, scratch_->ga, scratch_->g);
     plugins_backward(Position::AfterConv1, scratch_->g, scratch_->g);  // scratch_->g = d r1
-    detail::relu_grad_to(r1_, scratch_->g, scratch_->gb);
+    detail::relu_grad_to(b1_, scratch_->g, scratch_->gb);
     detail::zeros_like(a1_, scratch_->ga);
     bn1_.backward(a1_, b1_, scratch_->gb, scratch_->ga);
     conv1_.backward(x, a1_, scratch_->ga, dx);
@@ -325,6 +371,16 @@ class ResBottleneck {
   Conv2& conv2() { return conv2_; }
   // Shares the backward's gradient scratch with other blocks (see BlockGradScratch).
   void share_scratch(std::shared_ptr<BlockGradScratch<T, B>> s) { scratch_ = std::move(s); }
+  // Shares the fused eval forward's activation scratch with other blocks (see BlockEvalScratch).
+  // Drops the activations a layer-by-layer forward kept for backward: the backbone calls it
+  // before an eval forward (no backward expected), which would otherwise keep them resident.
+  // Only when the next forward is the fused one (other blocks would just reallocate them).
+  void release_activations() {
+    if (!eval_norms()) return;
+    for (tensor_type* t : {&a1_, &b1_, &a2_, &b2_, &a3_, &b3_, &da_, &y_again_}) *t = tensor_type();
+    for (tensor_type& t : plugin_out_) t = tensor_type();
+  }
+  void share_eval_scratch(std::shared_ptr<BlockEvalScratch<T, B>> s) { eval_ = std::move(s); }
 
   // Multiply-accumulates of the convolutions and plugins for an input of shape `in` (norms,
   // ReLUs and additions not counted, as the usual "FLOPs" of ResNets).
@@ -373,33 +429,42 @@ class ResBottleneck {
     return s;
   }
   // Runs the plugins at `at` in order from `in`; returns the last output (or `in`).
-  const tensor_type& plugins_forward(Position at, const tensor_type& in) {
+  // Outputs go to out[I] (default: the block's own plugin_out_; the fused eval forward passes
+  // the shared scratch).
+  // With `direct`, the direct plugin (kDirectPlugin) writes there instead.
+  const tensor_type& plugins_forward(Position at, const tensor_type& in, tensor_type* out = nullptr,
+                                     tensor_type* direct = nullptr) {
+    if (!out) out = plugin_out_.data();
     const tensor_type* cur = &in;
     each_plugin([&]<std::size_t I>(auto& p) {
       if (position_of<I>() != at) return;
       plugin_in_[I] = cur;
-      p.forward(*cur, plugin_out_[I]);
-      cur = &plugin_out_[I];
+      tensor_type& dst = direct && I == kDirectPlugin ? *direct : out[I];
+      p.forward(*cur, dst);
+      cur = &dst;
     });
     return *cur;
   }
   // Given `g_out`, the gradient at the output of the plugins at `at`, writes into `g_in` the
   // gradient at their input (g_out and g_in may be the same tensor).
-  void plugins_backward(Position at, const tensor_type& g_out, tensor_type& g_in) {
+  // `direct_y`: the block's output, given to the direct plugin as its output (its shape).
+  void plugins_backward(Position at, const tensor_type& g_out, tensor_type& g_in,
+                        const tensor_type* direct_y = nullptr) {
     bool any = false;
     if (&g_out != &g_in) copy(g_out, g_in);
     [&]<std::size_t... I>(std::index_sequence<I...>) {
       // Reverse order: the last plugin first.
-      ((backward_plugin<sizeof...(I) - 1 - I>(at, g_in, any)), ...);
+      ((backward_plugin<sizeof...(I) - 1 - I>(at, g_in, any, direct_y)), ...);
     }(std::index_sequence_for<Placed...>{});
     (void)any;
   }
   template <std::size_t I>
-  void backward_plugin(Position at, tensor_type& g, bool& any) {
+  void backward_plugin(Position at, tensor_type& g, bool& any, const tensor_type* direct_y) {
     if (position_of<I>() != at) return;
     any = true;
     detail::zeros_like(*plugin_in_[I], scratch_->plugin_g);
-    std::get<I>(plugins_).backward(*plugin_in_[I], plugin_out_[I], g, scratch_->plugin_g);
+    const tensor_type& out = I == kDirectPlugin && direct_y ? *direct_y : plugin_out_[I];
+    std::get<I>(plugins_).backward(*plugin_in_[I], out, g, scratch_->plugin_g);
     std::swap(g, scratch_->plugin_g);
   }
 
@@ -413,13 +478,14 @@ class ResBottleneck {
   std::tuple<typename Placed::spec::template type<T, B>...> plugins_;
   std::optional<Conv2d<T, B>> down_conv_;
   std::optional<Norm> down_bn_;
-  // Activations kept for backward: conv outputs a*, norm outputs b*, ReLU outputs r*, plugin
-  // outputs, the downsample's conv and norm outputs; and gradient scratch.
-  tensor_type a1_, b1_, r1_, a2_, b2_, r2_, a3_, b3_, da_, db_;
+  // Activations kept for backward: conv outputs a*, ReLU(norm) outputs b1/b2, bn3's output b3
+  // (with plugins after conv3), plugin outputs, the downsample's conv output.
+  tensor_type a1_, b1_, a2_, b2_, a3_, b3_, da_;
   std::array<tensor_type, kPlugins> plugin_out_{};
   std::array<const tensor_type*, kPlugins> plugin_in_{};
   const tensor_type *conv2_in_ = nullptr, *conv3_in_ = nullptr;  // r1 / r2 or the last plugin's output
   std::shared_ptr<BlockGradScratch<T, B>> scratch_ = std::make_shared<BlockGradScratch<T, B>>();
+  std::shared_ptr<BlockEvalScratch<T, B>> eval_ = std::make_shared<BlockEvalScratch<T, B>>();
   // Eval fusion: per-norm scale/shift (bn1, bn2, bn3, downsample), and whether the last forward
   // was fused (backward then replays it layer by layer into y_again_).
   std::array<tensor_type, 4> coef_{};

@@ -126,12 +126,11 @@ class BasicResNet {
   void forward(const tensor_type& x, std::vector<tensor_type>& outs) {
     setup(x.shape());
     stem_.forward(x, stem_out_);
-    const tensor_type* cur = &stem_out_;
-    each_stage([&]<std::size_t S>(auto& st) {
-      if (static_cast<int>(S) > last_) return;  // stages after the last output are not needed
-      st.forward(*cur, stage_out_[S]);
-      cur = &stage_out_[S];
-    });
+    if (training_) {
+      forward_stages();
+    } else {
+      forward_stages_eval();
+    }
     outs.resize(o_.out_indices.size());
     for (std::size_t k = 0; k < outs.size(); ++k) outs[k] = stage_out_[static_cast<std::size_t>(o_.out_indices[k])];
   }
@@ -139,6 +138,8 @@ class BasicResNet {
   void backward(const tensor_type& x, const std::vector<tensor_type>& douts, tensor_type& dx) {
     GCNET_CHECK(douts.size() == o_.out_indices.size(), describe(), ": backward got ", douts.size(),
                 " output gradients for ", o_.out_indices.size(), " outputs");
+    // An eval forward kept no block inputs: replay the stages keeping them (same outputs).
+    if (eval_forward_) forward_stages();
     require_shape(dx, x.shape(), describe(), "input gradient dx");
     for (std::size_t k = 0; k < douts.size(); ++k)
       if (douts[k].defined())
@@ -163,6 +164,7 @@ class BasicResNet {
       grad_in_.resize(in.shape());
       fill(grad_in_, T(0));
       st.backward(in, out, g, grad_in_);
+      g = tensor_type();  // consumed: not kept resident
       have = true;
     });
     stem_.backward(x, stem_out_, grad_in_, dx);
@@ -267,11 +269,46 @@ class BasicResNet {
                        make_stage<2>(o, o.base_channels * 8), make_stage<3>(o, o.base_channels * 16));
   }
 
-  // One gradient scratch for all blocks: backward runs them one at a time.
+  // Through the stages keeping every block's output (the blocks' inputs for backward).
+  void forward_stages() {
+    eval_forward_ = false;
+    const tensor_type* cur = &stem_out_;
+    each_stage([&]<std::size_t S>(auto& st) {
+      if (static_cast<int>(S) > last_) return;  // stages after the last output are not needed
+      st.forward(*cur, stage_out_[S]);
+      cur = &stage_out_[S];
+    });
+  }
+  // Eval (no backward expected): blocks run one by one, ping-ponging between two buffers
+  // shared by all stages, so only the stage outputs stay resident, not every block's output;
+  // each block drops what a previous training forward kept.
+  void forward_stages_eval() {
+    eval_forward_ = true;
+    const tensor_type* cur = &stem_out_;
+    each_stage([&]<std::size_t S>(auto& st) {
+      if (static_cast<int>(S) > last_) return;
+      const std::size_t n = st.size();
+      for (std::size_t i = 0; i < n; ++i) {
+        tensor_type& out = i + 1 == n ? stage_out_[S] : ping_[i % 2];
+        st[i].release_activations();
+        try { st[i].forward(*cur, out); }
+        catch (const Error& e) {
+          detail::rethrow_in(describe() + " layer" + std::to_string(S + 1) + "." + std::to_string(i), e);
+        }
+        cur = &out;
+      }
+    });
+  }
+
+  // One gradient scratch and one eval activation scratch for all blocks: they run one at a time.
   void share_block_scratch() {
     auto scratch = std::make_shared<BlockGradScratch<T, B>>();
+    auto eval = std::make_shared<BlockEvalScratch<T, B>>();
     each_stage([&]<std::size_t S>(auto& st) {
-      for (std::size_t i = 0; i < st.size(); ++i) st[i].share_scratch(scratch);
+      for (std::size_t i = 0; i < st.size(); ++i) {
+        st[i].share_scratch(scratch);
+        st[i].share_eval_scratch(eval);
+      }
     });
   }
   template <class F>
@@ -295,6 +332,8 @@ class BasicResNet {
   inline static const std::array<std::string, 4> stage_names_{"layer1", "layer2", "layer3", "layer4"};
   tensor_type stem_out_, grad_in_;
   std::array<tensor_type, 4> stage_out_{}, grad_{};
+  std::array<tensor_type, 2> ping_{};  // block outputs inside a stage in eval (forward_stages_eval)
+  bool eval_forward_ = false;          // the last forward was forward_stages_eval
 };
 
 template <class Depth, class... Features>
