@@ -14,6 +14,7 @@
 #include "gcnet/core/layer.hpp"
 #include "gcnet/core/parallel.hpp"
 #include "gcnet/kernels/channel_affine.hpp"
+#include "gcnet/kernels/channel_stats.hpp"
 #include "gcnet/kernels/elementwise.hpp"
 
 namespace gcnet {
@@ -90,23 +91,9 @@ class BatchNorm2d {
     for_each_index_weighted(B{}, C, batch ? 2 * M : 1, [=] GCNET_HD(index_t c) {
       double m, istd;
       if (batch) {
-        double s = 0;
-        for (index_t n = 0; n < N; ++n) {
-          const T* p = xp + (n * C + c) * HW;
-          GCNET_SIMD_REDUCE(+ : s)
-          for (index_t j = 0; j < HW; ++j) s += p[j];
-        }
-        m = s / static_cast<double>(M);
-        double v = 0;  // two passes: no cancellation when |mean| >> std
-        for (index_t n = 0; n < N; ++n) {
-          const T* p = xp + (n * C + c) * HW;
-          GCNET_SIMD_REDUCE(+ : v)
-          for (index_t j = 0; j < HW; ++j) {
-            const double d = p[j] - m;
-            v += d * d;
-          }
-        }
-        const double var = v / static_cast<double>(M);
+        const detail::MeanVar st = detail::channel_mean_var(xp, N, C, c, HW);
+        m = st.mean;
+        const double var = st.var;
         istd = 1.0 / std::sqrt(var + eps);
         if (update) {
           const double f = momentum >= 0 ? momentum : 1.0 / (static_cast<double>(count[0]) + 1.0);
@@ -148,17 +135,8 @@ class BatchNorm2d {
 
     for_each_index_weighted(B{}, C, 2 * M, [=] GCNET_HD(index_t c) {
       const double m = mean[c];
-      double sdy = 0, sdyx = 0;
-      for (index_t n = 0; n < N; ++n) {
-        const T* gp = g + (n * C + c) * HW;
-        const T* p = xp + (n * C + c) * HW;
-        GCNET_SIMD_REDUCE(+ : sdy, sdyx)
-        for (index_t j = 0; j < HW; ++j) {
-          sdy += gp[j];
-          sdyx += gp[j] * (p[j] - m);
-        }
-      }
-      sdyx *= static_cast<double>(invstd[c]);
+      const detail::GradSums gs = detail::channel_grad_sums(g, xp, m, N, C, c, HW);
+      const double sdy = gs.dy, sdyx = gs.dy_xmu * static_cast<double>(invstd[c]);
       if (wg) wg[c] = static_cast<T>(sdyx);
       if (bg) bg[c] = static_cast<T>(sdy);
       mdy[c] = static_cast<T>(sdy / static_cast<double>(M));

@@ -31,6 +31,7 @@
 #include "gcnet/dist/tensor_collectives.hpp"
 #include "gcnet/kernels/elementwise.hpp"
 #include "gcnet/kernels/channel_affine.hpp"
+#include "gcnet/kernels/channel_stats.hpp"
 #include "gcnet/layers/batch_norm2d.hpp"
 #include "gcnet/layers/frozen_batch_norm2d.hpp"
 
@@ -47,24 +48,9 @@ void sync_bn_local_stats(B, const T* xp, index_t N, index_t C, index_t HW, doubl
       stats[C + c] = T(0);
       return;
     }
-    double s = 0;
-    for (index_t n = 0; n < N; ++n) {
-      const T* p = xp + (n * C + c) * HW;
-      GCNET_SIMD_REDUCE(+ : s)
-      for (index_t j = 0; j < HW; ++j) s += p[j];
-    }
-    const double m = s / static_cast<double>(M);
-    double v = 0;
-    for (index_t n = 0; n < N; ++n) {
-      const T* p = xp + (n * C + c) * HW;
-      GCNET_SIMD_REDUCE(+ : v)
-      for (index_t j = 0; j < HW; ++j) {
-        const double d = p[j] - m;
-        v += d * d;
-      }
-    }
-    stats[c] = static_cast<T>(m);
-    stats[C + c] = static_cast<T>(1.0 / std::sqrt(v / static_cast<double>(M) + eps));
+    const MeanVar st = channel_mean_var(xp, N, C, c, HW);
+    stats[c] = static_cast<T>(st.mean);
+    stats[C + c] = static_cast<T>(1.0 / std::sqrt(st.var + eps));
   });
   for_each_index(B{}, 1, [=] GCNET_HD(index_t) { stats[2 * C] = static_cast<T>(M); });
 }
@@ -107,16 +93,8 @@ template <class T, class B>
 void sync_bn_backward_reduce(B, const T* xp, const T* g, const T* mean, index_t N, index_t C, index_t HW, T* red) {
   for_each_index_weighted(B{}, C, 2 * N * HW + 1, [=] GCNET_HD(index_t c) {
     const double m = mean[c];
-    double sdy = 0, sdyx = 0;
-    for (index_t n = 0; n < N; ++n) {
-      const T* gp = g + (n * C + c) * HW;
-      const T* p = xp + (n * C + c) * HW;
-      GCNET_SIMD_REDUCE(+ : sdy, sdyx)
-      for (index_t j = 0; j < HW; ++j) {
-        sdy += gp[j];
-        sdyx += gp[j] * (p[j] - m);
-      }
-    }
+    const GradSums gs = channel_grad_sums(g, xp, m, N, C, c, HW);
+    const double sdy = gs.dy, sdyx = gs.dy_xmu;
     red[c] = static_cast<T>(sdy);
     red[C + c] = static_cast<T>(sdyx);
   });
