@@ -50,14 +50,7 @@ class Conv2d {
   ConvGemmTuning& tuning() { return gemm_.tuning(); }
 
   Shape setup(const Shape& in) {
-    require_nchw(in, describe());
-    GCNET_CHECK(in.c() == o_.in, describe(), ": expected input with ", o_.in, " channels, got shape ", in.str());
-    const index_t span_h = o_.dilation.h * (o_.kernel.h - 1) + 1, span_w = o_.dilation.w * (o_.kernel.w - 1) + 1;
-    const index_t padded_h = in.h() + 2 * o_.padding.h, padded_w = in.w() + 2 * o_.padding.w;
-    GCNET_CHECK(padded_h >= span_h && padded_w >= span_w, describe(), ": input of shape ", in.str(),
-                " is too small: padded input ", padded_h, "x", padded_w, " is smaller than the kernel's span ",
-                span_h, "x", span_w);
-    return Shape{in.n(), o_.out, (padded_h - span_h) / o_.stride.h + 1, (padded_w - span_w) / o_.stride.w + 1};
+    return detail::conv_output_shape(describe(), in, o_.in, o_.out, o_.kernel, o_.stride, o_.padding, o_.dilation);
   }
 
   void forward(const Tensor<T, B>& x, Tensor<T, B>& y) {

@@ -1,8 +1,9 @@
 #pragma once
-// What Conv2d and ConvTranspose2d share: their describe() string and constructor checks.
+// What the convolutions share: describe() strings, constructor checks, output shapes.
 #include <string>
 
 #include "gcnet/core/error.hpp"
+#include "gcnet/core/shape.hpp"
 #include "gcnet/kernels/im2col.hpp"
 #include "gcnet/layers/size2.hpp"
 
@@ -20,6 +21,20 @@ inline std::string describe_conv(const char* name, index_t in, index_t out, Size
   if (groups != 1) s += ", groups=" + std::to_string(groups);
   if (!bias) s += ", bias=False";
   return s + ")";
+}
+
+// Output shape of a (possibly deformable) convolution of `in`: checks the channel count and that
+// the padded input covers the kernel's span, with messages naming the layer `who`.
+inline Shape conv_output_shape(const std::string& who, const Shape& in, index_t in_channels, index_t out_channels,
+                               Size2 kernel, Size2 stride, Size2 padding, Size2 dilation) {
+  require_nchw(in, who);
+  GCNET_CHECK(in.c() == in_channels, who, ": expected input with ", in_channels, " channels, got shape ", in.str());
+  const index_t span_h = dilation.h * (kernel.h - 1) + 1, span_w = dilation.w * (kernel.w - 1) + 1;
+  const index_t padded_h = in.h() + 2 * padding.h, padded_w = in.w() + 2 * padding.w;
+  GCNET_CHECK(padded_h >= span_h && padded_w >= span_w, who, ": input of shape ", in.str(),
+              " is too small: padded input ", padded_h, "x", padded_w, " is smaller than the kernel's span ", span_h,
+              "x", span_w);
+  return Shape{in.n(), out_channels, (padded_h - span_h) / stride.h + 1, (padded_w - span_w) / stride.w + 1};
 }
 
 // Constructor checks shared by Conv2d and ConvTranspose2d; `who` is the layer's describe().
