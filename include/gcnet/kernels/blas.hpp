@@ -1,20 +1,69 @@
 #pragma once
 // One GEMM interface for both backends: row-major C = alpha * op(A) * op(B) + beta * C.
-// The CPU version maps the buffers as Eigen matrices (Eigen's blocked, vectorized product,
-// parallel over OpenMP threads); the CUDA version (gcnet/cuda/blas.hpp) calls cuBLAS.
-// With beta == 0, C is never read (it may hold NaN).
+// The CPU version runs float products on AVX-512 builds through the project's own packed
+// GEMM (kernels/sgemm_avx512.hpp), split over the OpenMP threads when called outside a
+// parallel region; other products map the buffers as Eigen matrices (Eigen's blocked,
+// vectorized product, parallel over OpenMP threads). The CUDA version (gcnet/cuda/blas.hpp)
+// calls cuBLAS. With beta == 0, C is never read (it may hold NaN).
 #include <Eigen/Core>
+#include <type_traits>
 
 #include "gcnet/core/backend.hpp"
 #include "gcnet/core/config.hpp"
+#include "gcnet/core/parallel.hpp"
+#include "gcnet/kernels/sgemm_avx512.hpp"
 
 namespace gcnet::blas {
 
 enum class Op { N, T };
 
+#if defined(GCNET_HAVE_SGEMM_AVX512)
+namespace detail {
+// Splits C's rows (or columns, when it is wider than tall) into one block per thread, on
+// whole micro-tiles, each thread packing its own panels: nothing is shared until the end.
+inline void sgemm_across_threads(Op op_a, Op op_b, index_t m, index_t n, index_t k, float alpha, const float* a,
+                                 index_t lda, const float* b, index_t ldb, float beta, float* c, index_t ldc) {
+  const bool ta = op_a == Op::T, tb = op_b == Op::T;
+#if defined(_OPENMP)
+  const index_t threads = omp_in_parallel() ? 1 : num_threads();
+#else
+  const index_t threads = 1;
+#endif
+  const bool by_rows = m >= n;
+  const index_t extent = by_rows ? m : n, align = by_rows ? sgemm::kMR : sgemm::kNR;
+  const index_t blocks = std::min<index_t>(threads, extent / align);
+  if (blocks < 2 || 2.0 * double(m) * double(n) * double(k) < 4e6) {
+    sgemm::gemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    return;
+  }
+  const index_t tiles = (extent + align - 1) / align;
+  for_each_range(Cpu{}, blocks, [&](index_t b0, index_t b1) {
+    for (index_t blk = b0; blk < b1; ++blk) {
+      const index_t lo = std::min(extent, tiles * blk / blocks * align);
+      const index_t hi = std::min(extent, tiles * (blk + 1) / blocks * align);
+      if (hi <= lo) continue;
+      if (by_rows)
+        sgemm::gemm(ta, tb, hi - lo, n, k, alpha, ta ? a + lo : a + lo * lda, lda, b, ldb, beta, c + lo * ldc, ldc);
+      else
+        sgemm::gemm(ta, tb, m, hi - lo, k, alpha, a, lda, tb ? b + lo * ldb : b + lo, ldb, beta, c + lo, ldc);
+    }
+  }, 2);
+}
+}  // namespace detail
+#endif
+
 template <Scalar T>
 void gemm(Cpu, Op op_a, Op op_b, index_t m, index_t n, index_t k, T alpha, const T* a, index_t lda,
           const T* b, index_t ldb, T beta, T* c, index_t ldc) {
+#if defined(GCNET_HAVE_SGEMM_AVX512)
+  // Vector-shaped products (a row or column of C) stay with Eigen's GEMV.
+  if constexpr (std::is_same_v<T, float>) {
+    if (m >= 4 && n >= 4 && k > 0) {
+      detail::sgemm_across_threads(op_a, op_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+      return;
+    }
+  }
+#endif
   using Mat = Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
   using CMap = Eigen::Map<const Mat, Eigen::Unaligned, Eigen::OuterStride<>>;
   using MMap = Eigen::Map<Mat, Eigen::Unaligned, Eigen::OuterStride<>>;
