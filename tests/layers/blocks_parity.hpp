@@ -1,6 +1,7 @@
 #pragma once
 // Shared by test_gc_block / test_se_layer / test_simplified_nl: builds the block a fixture
-// case describes (tools/fixtures/blocks.py metadata) and runs the PyTorch parity on it.
+// case describes (tools/fixtures/blocks.py metadata) and runs the PyTorch parity on it, with the
+// forward path given (blocks::ForwardPath; Auto unless a test pins one).
 #include <string>
 
 #include "gcnet/blocks/gc_block.hpp"
@@ -11,37 +12,44 @@
 namespace gcnet::test {
 
 template <class Ratio>
-testing::ParityResult gc_parity_with_ratio(const io::SafetensorsReader& f, const std::string& c) {
+testing::ParityResult gc_parity_with_ratio(const io::SafetensorsReader& f, const std::string& c,
+                                           blocks::ForwardPath path) {
   const Pooling pooling = f.meta(c + ".pooling") == "att" ? Pooling::Attention : Pooling::Average;
   const index_t ch = f.meta_int(c + ".channels");
   const std::string fusion = f.meta(c + ".fusion");
   if (fusion == "add") {
     GCBlock<Ratio, fusion::Add> b(ch, pooling);
+    b.set_forward_path(path);
     return testing::run_parity(b, f, c);
   }
   if (fusion == "mul") {
     GCBlock<Ratio, fusion::Mul> b(ch, pooling);
+    b.set_forward_path(path);
     return testing::run_parity(b, f, c);
   }
   GCBlock<Ratio, fusion::MulAdd> b(ch, pooling);
+  b.set_forward_path(path);
   return testing::run_parity(b, f, c);
 }
 
-inline testing::ParityResult block_parity(const io::SafetensorsReader& f, const std::string& c) {
+inline testing::ParityResult block_parity(const io::SafetensorsReader& f, const std::string& c,
+                                          blocks::ForwardPath path = blocks::ForwardPath::Auto) {
   const std::string block = f.meta(c + ".block");
   const index_t ch = f.meta_int(c + ".channels");
   if (block == "gc") {
     const auto den = f.meta_int(c + ".ratio_den");
-    if (den == 4) return gc_parity_with_ratio<std::ratio<1, 4>>(f, c);
+    if (den == 4) return gc_parity_with_ratio<std::ratio<1, 4>>(f, c, path);
     GCNET_CHECK(den == 16, f.path(), ": unsupported GC ratio 1/", den, " in case ", c);
-    return gc_parity_with_ratio<std::ratio<1, 16>>(f, c);
+    return gc_parity_with_ratio<std::ratio<1, 16>>(f, c, path);
   }
   if (block == "se") {
     SELayer<float> b(ch, f.meta_int(c + ".ratio"));
+    b.set_forward_path(path);
     return testing::run_parity(b, f, c);
   }
   GCNET_CHECK(block == "snl", f.path(), ": unknown block '", block, "' in case ", c);
   SimplifiedNL<float> b(ch);
+  b.set_forward_path(path);
   return testing::run_parity(b, f, c);
 }
 

@@ -151,6 +151,43 @@ class ContextModeling {
     });
   }
 
+  // Team form (CPU), for GlobalContext's single-region forward: prepare_team(n, s, threads)
+  // before the region, then forward_team(...) is one member's share, ctx[:, c0:c1] for its own
+  // channels (x is [n, C, s]). Attention needs every channel for the logits: each member sums its
+  // channels' share of them, and after a barrier every member reduces the shares and takes the
+  // softmax itself (n*s values; member 0's copy is kept for backward) and dots it with its own
+  // rows of x. Average pooling needs no barrier.
+  void prepare_team(index_t n, index_t s, int threads) {
+    u_.resize(Shape{n, s});
+    if (pooling_ == Pooling::Attention) {
+      logit_parts_.resize(Shape{threads, team_stride(n * s)});
+      probs_.resize(Shape{std::max(threads - 1, 1), team_stride(n * s)});
+    }
+  }
+  void forward_team(const T* x, index_t n, index_t s, T* ctx, index_t c0, index_t c1, const TeamMember& me) {
+    const index_t c = channels_;
+    if (pooling_ == Pooling::Average) {
+      const T inv = T(1) / T(s);
+      if (me.rank == 0) std::fill(u_.data(), u_.data() + n * s, inv);
+      for (index_t k = 0; k < n; ++k)
+        for (index_t ch = c0; ch < c1; ++ch) ctx[k * c + ch] = sum(x + (k * c + ch) * s, s) * inv;
+      return;
+    }
+    const index_t stride = team_stride(n * s);
+    T* part = logit_parts_.data() + me.rank * stride;
+    for (index_t k = 0; k < n; ++k) logit_share(x + k * c * s, mask_weight_.value.data(), c0, c1, s, part + k * s);
+    me.barrier();
+    T* p = me.rank == 0 ? u_.data() : probs_.data() + (me.rank - 1) * stride;
+    const T bias = mask_bias_.value.data()[0];
+    for (index_t k = 0; k < n; ++k) {
+      T* pk = p + k * s;
+      sum_partials(logit_parts_.data() + k * s, me.size, stride, s, static_cast<const T*>(nullptr), pk);
+      softmax_row(pk, s, bias);
+      dot_rows_batch(x + (k * c + c0) * s, s, c1 - c0, pk, s, 1, s, static_cast<const T*>(nullptr), ctx + k * c + c0,
+                     c);
+    }
+  }
+
   const T* u() const { return u_.data(); }
   // conv_mask weight (nullptr for average pooling).
   const T* mask_weight() const { return pooling_ == Pooling::Attention ? mask_weight_.value.data() : nullptr; }
@@ -187,10 +224,44 @@ class ContextModeling {
   }
 
  private:
+  // e[j] = sum_{ch in [c0, c1)} w[ch] x[ch * s + j] for j < s (zeros for an empty range), four
+  // channel rows per sweep over e.
+  static void logit_share(const T* x, const T* w, index_t c0, index_t c1, index_t s, T* e) {
+    std::fill(e, e + s, T(0));
+    index_t ch = c0;
+    for (; ch + 4 <= c1; ch += 4) {
+      const T *r0 = x + ch * s, *r1 = r0 + s, *r2 = r1 + s, *r3 = r2 + s;
+      const T w0 = w[ch], w1 = w[ch + 1], w2 = w[ch + 2], w3 = w[ch + 3];
+#pragma omp simd
+      for (index_t j = 0; j < s; ++j) e[j] += w0 * r0[j] + w1 * r1[j] + w2 * r2[j] + w3 * r3[j];
+    }
+    for (; ch < c1; ++ch) {
+      const T* r = x + ch * s;
+      const T wc = w[ch];
+#pragma omp simd
+      for (index_t j = 0; j < s; ++j) e[j] += wc * r[j];
+    }
+  }
+  // row = softmax(row + bias) in place. Sequential max and sum, so every member computing the
+  // same row gets the same bits.
+  static void softmax_row(T* row, index_t s, T bias) {
+    T m = std::numeric_limits<T>::lowest();
+    for (index_t j = 0; j < s; ++j) {
+      row[j] += bias;
+      m = row[j] > m ? row[j] : m;
+    }
+    for (index_t j = 0; j < s; ++j) row[j] = gcnet::detail::softmax_exp(row[j] - m);
+    T z = 0;
+    for (index_t j = 0; j < s; ++j) z += row[j];
+    const T inv = T(1) / z;
+    for (index_t j = 0; j < s; ++j) row[j] *= inv;
+  }
+
   index_t channels_;
   Pooling pooling_;
   Param<T, B> mask_weight_, mask_bias_;
   Tensor<T, B> u_, partial_, stats_, tile_w_;
+  Tensor<T, B> logit_parts_, probs_;  // team form: logit shares per member, softmax of members > 0
 };
 
 }  // namespace blocks

@@ -2,11 +2,18 @@
 // Sums and dot products for the blocks' kernels. Without -ffast-math a compiler keeps a
 // floating-point reduction in source order, one dependent add per element (scalar and
 // latency-bound); `omp simd reduction` allows the reassociation, so it vectorizes.
+// dot_rows_batch (CPU) computes many short dot products at once; on AVX-512 builds it keeps 16
+// accumulators in registers and sums them all in one transposing tree at the end.
 #include <bit>
 #include <cmath>
 #include <concepts>
 
 #include "gcnet/core/config.hpp"
+
+#if defined(__AVX512F__) && !defined(__CUDACC__)
+#define GCNET_BLOCKS_AVX512 1
+#include <immintrin.h>
+#endif
 
 namespace gcnet {
 namespace detail {
@@ -68,6 +75,112 @@ GCNET_HD inline void dot_rows4(const T* rows, index_t stride, const T* v, index_
   out[2] = s2;
   out[3] = s3;
 }
+
+// out[j] = bias[j] (when given) + sum_{t < count} parts[t * stride + j] for j < len: a team's
+// partial sums of one product, reduced in the same order by every member, so all agree bitwise.
+template <class T>
+inline void sum_partials(const T* parts, index_t count, index_t stride, index_t len, const T* bias, T* out) {
+  for (index_t j = 0; j < len; ++j) {
+    T acc = parts[j];
+    for (index_t t = 1; t < count; ++t) acc += parts[t * stride + j];
+    out[j] = bias ? acc + bias[j] : acc;
+  }
+}
+
+#if defined(GCNET_BLOCKS_AVX512)
+// GCC 12 warns inside the shuffle intrinsics it inlines (the `__Y = __Y` of
+// _mm512_undefined_ps, GCC bug 105593); nothing here is uninitialized.
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#endif
+namespace detail {
+// Lane i of the result = the sum of the 16 lanes of v[i]: four levels of shuffles and adds
+// (15 adds for 16 sums, instead of 4 dependent steps per sum). The inputs are taken in the
+// order v[4 (a % 4) + a / 4] so that the tree leaves the sums in natural order.
+inline __m512 sum_lanes16(const __m512 (&v)[16]) {
+  auto in = [&](int a) { return v[4 * (a % 4) + a / 4]; };
+  __m512 l1[8], l2[4], l3[2];
+  for (int i = 0; i < 8; ++i)  // 256-bit halves: [v(2i) 8 partials | v(2i+1) 8 partials]
+    l1[i] = _mm512_add_ps(_mm512_shuffle_f32x4(in(2 * i), in(2 * i + 1), 0x44),
+                          _mm512_shuffle_f32x4(in(2 * i), in(2 * i + 1), 0xEE));
+  for (int i = 0; i < 4; ++i)  // 128-bit block j: 4 partials of v(4i + j)
+    l2[i] = _mm512_add_ps(_mm512_shuffle_f32x4(l1[2 * i], l1[2 * i + 1], 0x88),
+                          _mm512_shuffle_f32x4(l1[2 * i], l1[2 * i + 1], 0xDD));
+  for (int i = 0; i < 2; ++i)
+    l3[i] = _mm512_add_ps(_mm512_shuffle_ps(l2[2 * i], l2[2 * i + 1], 0x44),
+                          _mm512_shuffle_ps(l2[2 * i], l2[2 * i + 1], 0xEE));
+  return _mm512_add_ps(_mm512_shuffle_ps(l3[0], l3[1], 0x88), _mm512_shuffle_ps(l3[0], l3[1], 0xDD));
+}
+
+// y[k * ldy + r] = w[r * ldw : + len] . x[k * ldx : + len] for r < R, k < V (R * V <= 16): every
+// load of w feeds V products and every load of x feeds R; the tail is masked.
+template <int R, int V>
+inline void dot_block_avx512(const float* w, index_t ldw, const float* x, index_t ldx, index_t len, float* y,
+                             index_t ldy) {
+  static_assert(R * V <= 16);
+  __m512 acc[16];
+  for (int i = 0; i < 16; ++i) acc[i] = _mm512_setzero_ps();
+  auto step = [&](index_t j, __mmask16 m) {
+    __m512 xv[V];
+    for (int k = 0; k < V; ++k) xv[k] = _mm512_maskz_loadu_ps(m, x + k * ldx + j);
+    for (int r = 0; r < R; ++r) {
+      const __m512 wv = _mm512_maskz_loadu_ps(m, w + r * ldw + j);
+      for (int k = 0; k < V; ++k) acc[k * R + r] = _mm512_fmadd_ps(wv, xv[k], acc[k * R + r]);
+    }
+  };
+  index_t j = 0;
+  for (; j + 16 <= len; j += 16) step(j, __mmask16(0xFFFF));
+  if (j < len) step(j, static_cast<__mmask16>((1u << (len - j)) - 1));
+  alignas(64) float sums[16];
+  _mm512_store_ps(sums, sum_lanes16(acc));
+  for (int k = 0; k < V; ++k)
+    for (int r = 0; r < R; ++r) y[k * ldy + r] = sums[k * R + r];
+}
+}  // namespace detail
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic pop
+#endif
+#endif
+
+// y[k * ldy + r] = bias[r] (when given) + w[r * ldw : + len] . x[k * ldx : + len] for r < rows,
+// k < n: a block of rows of a matrix times a few vectors (a team member's share of a 1x1 conv
+// on [N, C] vectors, or of the context's dot products with the softmax). Serial.
+template <class T>
+inline void dot_rows_batch(const T* w, index_t ldw, index_t rows, const T* x, index_t ldx, index_t n, index_t len,
+                           const T* bias, T* y, index_t ldy) {
+  index_t r = 0;
+#if defined(GCNET_BLOCKS_AVX512)
+  if constexpr (std::same_as<T, float>) {
+    // Two vectors at a time share each load of 8 weight rows; a single vector takes 16 rows.
+    for (; r + 16 <= rows && n == 1; r += 16) detail::dot_block_avx512<16, 1>(w + r * ldw, ldw, x, ldx, len, y + r, ldy);
+    for (; r + 8 <= rows; r += 8) {
+      index_t k = 0;
+      for (; k + 2 <= n; k += 2)
+        detail::dot_block_avx512<8, 2>(w + r * ldw, ldw, x + k * ldx, ldx, len, y + k * ldy + r, ldy);
+      if (k < n) detail::dot_block_avx512<8, 1>(w + r * ldw, ldw, x + k * ldx, ldx, len, y + k * ldy + r, ldy);
+    }
+    if (bias)
+      for (index_t k = 0; k < n; ++k)
+        for (index_t q = 0; q < r; ++q) y[k * ldy + q] += bias[q];
+  }
+#endif
+  for (; r + 4 <= rows; r += 4)
+    for (index_t k = 0; k < n; ++k) {
+      T out[4];
+      dot_rows4(w + r * ldw, ldw, x + k * ldx, len, out);
+      for (index_t q = 0; q < 4; ++q) y[k * ldy + r + q] = bias ? out[q] + bias[r + q] : out[q];
+    }
+  for (; r < rows; ++r)
+    for (index_t k = 0; k < n; ++k) {
+      const T d = dot(w + r * ldw, x + k * ldx, len);
+      y[k * ldy + r] = bias ? d + bias[r] : d;
+    }
+}
+
+// Per-member stride of team scratch holding `len` values: whole 64-byte lines, so no two
+// members write the same cache line.
+inline index_t team_stride(index_t len) { return (len + 15) / 16 * 16; }
 
 template <class T>
 GCNET_HD inline T sum(const T* a, index_t n) {

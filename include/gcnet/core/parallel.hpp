@@ -57,6 +57,47 @@ void for_each_range(Cpu, index_t n, F&& f, index_t grain = kParallelGrain) {
   if (n > 0) f(index_t{0}, n);
 }
 
+// Team regions, for kernels of several dependent steps that are each too small to pay for a
+// fork/join of their own: run_team(Cpu{}, threads, f) calls f(TeamMember) once on every thread
+// of ONE parallel region, and the steps are separated by member.barrier(). OpenMP may give fewer
+// threads than asked, so f takes its rank and the actual size from the TeamMember (scratch sized
+// for `threads` is enough). A team of one (threads <= 1, without OpenMP, or inside another
+// parallel region) runs f serially on the calling thread. f must not throw.
+struct TeamMember {
+  int rank = 0, size = 1;
+  // Waits for the whole team. A team of one waits for nothing (and must not reach the barrier of
+  // an enclosing parallel region).
+  void barrier() const {
+#if defined(_OPENMP)
+    if (size > 1) {
+#pragma omp barrier
+    }
+#endif
+  }
+};
+
+// The team size run_team would use here: 1 inside a parallel region or without OpenMP.
+inline int team_size(Cpu) {
+#if defined(_OPENMP)
+  return omp_in_parallel() ? 1 : num_threads();
+#else
+  return 1;
+#endif
+}
+
+template <class F>
+void run_team(Cpu, int threads, F&& f) {
+#if defined(_OPENMP)
+  if (threads > 1 && !omp_in_parallel()) {
+#pragma omp parallel num_threads(threads)
+    f(TeamMember{omp_get_thread_num(), omp_get_num_threads()});
+    return;
+  }
+#endif
+  (void)threads;
+  f(TeamMember{});
+}
+
 // for_each_index for loops whose every index does about `work` elementary steps (one
 // channel's or one row's reduction, one image plane of a pooling layer): on the CPU it goes
 // parallel once n * work passes the grain, however small n is; other backends launch one

@@ -148,20 +148,21 @@ inline void pack_b(bool trans, const float* b, index_t ldb, index_t p0, index_t 
 }
 
 // C[0..mr, 0..nr) = alpha * (Ap . Bp) + beta * C over one packed A panel and one B panel.
-// NV is the number of 16-column vectors computed (1 when nr <= 16).
-template <int NV>
+// NV is the number of 16-column vectors computed (1 when nr <= 16), R the number of rows
+// (mr rounded up to 4: an edge panel of 4 rows, say 64 = 5 x 12 + 4, does not pay for 12).
+template <int NV, int R>
 inline void micro_kernel(index_t kc, const float* GCNET_RESTRICT ap, const float* GCNET_RESTRICT bp, float* c,
                          index_t ldc, index_t mr, index_t nr, float alpha, float beta) {
   // C's tile is written at the end: fetch its lines now, so the stores do not wait on memory.
 #pragma GCC unroll 12
-  for (int i = 0; i < kMR; ++i) {
+  for (int i = 0; i < R; ++i) {
     if (i >= mr) break;
     _mm_prefetch(reinterpret_cast<const char*>(c + i * ldc), _MM_HINT_T0);
     _mm_prefetch(reinterpret_cast<const char*>(c + i * ldc + 16 * NV - 1), _MM_HINT_T0);
   }
-  __m512 acc[kMR][NV];
+  __m512 acc[R][NV];
 #pragma GCC unroll 12
-  for (int i = 0; i < kMR; ++i)
+  for (int i = 0; i < R; ++i)
 #pragma GCC unroll 2
     for (int v = 0; v < NV; ++v) acc[i][v] = _mm512_setzero_ps();
   for (index_t p = 0; p < kc; ++p) {
@@ -169,18 +170,18 @@ inline void micro_kernel(index_t kc, const float* GCNET_RESTRICT ap, const float
 #pragma GCC unroll 2
     for (int v = 0; v < NV; ++v) bv[v] = _mm512_load_ps(bp + 16 * v);
 #pragma GCC unroll 12
-    for (int i = 0; i < kMR; ++i) {
+    for (int i = 0; i < R; ++i) {
       const __m512 av = _mm512_set1_ps(ap[i]);
 #pragma GCC unroll 2
       for (int v = 0; v < NV; ++v) acc[i][v] = _mm512_fmadd_ps(av, bv[v], acc[i][v]);
     }
-    ap += kMR;
+    ap += kMR;  // panels are packed kMR rows wide whatever R is
     bp += kNR;
   }
   const __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
   const __mmask16 mask[2] = {lanes(nr), lanes(nr - 16)};
 #pragma GCC unroll 12
-  for (int i = 0; i < kMR; ++i) {
+  for (int i = 0; i < R; ++i) {
     if (i >= mr) break;
     float* cr = c + i * ldc;
 #pragma GCC unroll 2
@@ -190,6 +191,14 @@ inline void micro_kernel(index_t kc, const float* GCNET_RESTRICT ap, const float
       _mm512_mask_storeu_ps(cr + 16 * v, mask[v], r);
     }
   }
+}
+
+template <int NV>
+inline void micro_kernel_rows(index_t kc, const float* ap, const float* bp, float* c, index_t ldc, index_t mr,
+                              index_t nr, float alpha, float beta) {
+  if (mr > 8) micro_kernel<NV, 12>(kc, ap, bp, c, ldc, mr, nr, alpha, beta);
+  else if (mr > 4) micro_kernel<NV, 8>(kc, ap, bp, c, ldc, mr, nr, alpha, beta);
+  else micro_kernel<NV, 4>(kc, ap, bp, c, ldc, mr, nr, alpha, beta);
 }
 
 // The serial product, m, n, k > 0.
@@ -213,8 +222,8 @@ inline void gemm(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, fl
         auto tile = [&](index_t ir, index_t jr) {
           const index_t mr = std::min(kMR, mc - ir), nr = std::min(kNR, nc - jr);
           float* ct = c + (ic + ir) * ldc + jc + jr;
-          if (nr > 16) micro_kernel<2>(kc, pa + ir * kc, pb + jr * kc, ct, ldc, mr, nr, alpha, beta_block);
-          else micro_kernel<1>(kc, pa + ir * kc, pb + jr * kc, ct, ldc, mr, nr, alpha, beta_block);
+          if (nr > 16) micro_kernel_rows<2>(kc, pa + ir * kc, pb + jr * kc, ct, ldc, mr, nr, alpha, beta_block);
+          else micro_kernel_rows<1>(kc, pa + ir * kc, pb + jr * kc, ct, ldc, mr, nr, alpha, beta_block);
         };
         if (blk.a_panel_in_l1) {
           for (index_t ir = 0; ir < mc; ir += kMR)
