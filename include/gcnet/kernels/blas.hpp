@@ -6,6 +6,7 @@
 // vectorized product, parallel over OpenMP threads). The CUDA version (gcnet/cuda/blas.hpp)
 // calls cuBLAS. With beta == 0, C is never read (it may hold NaN).
 #include <Eigen/Core>
+#include <algorithm>
 #include <type_traits>
 
 #include "gcnet/core/backend.hpp"
@@ -17,40 +18,47 @@ namespace gcnet::blas {
 
 enum class Op { N, T };
 
+// Whether blas::gemm(Cpu, ...) splits a product over the threads itself (the project's float
+// GEMM does; Eigen's own threading is avoided, see gemm_across_threads.hpp).
+template <class T>
+inline constexpr bool gemm_splits_over_threads =
 #if defined(GCNET_HAVE_SGEMM_AVX512)
+    std::is_same_v<T, float>;
+#else
+    false;
+#endif
+
 namespace detail {
-// Splits C's rows (or columns, when it is wider than tall) into one block per thread, on
-// whole micro-tiles, each thread packing its own panels: nothing is shared until the end.
-inline void sgemm_across_threads(Op op_a, Op op_b, index_t m, index_t n, index_t k, float alpha, const float* a,
-                                 index_t lda, const float* b, index_t ldb, float beta, float* c, index_t ldc) {
-  const bool ta = op_a == Op::T, tb = op_b == Op::T;
+// Splits C's rows (or columns, when it is wider than tall) into one block per thread, edges on
+// multiples of row_align (col_align), and calls product(rows, cols, a, b, c) on each block with
+// the operands offset to it: each thread packs its own panels, nothing is shared until the end.
+// Returns false, doing nothing, inside a parallel region, on one thread or below min_flops.
+template <class T, class Product>
+bool split_over_threads(Op op_a, Op op_b, index_t m, index_t n, index_t k, const T* a, index_t lda, const T* b,
+                        index_t ldb, T* c, index_t ldc, index_t row_align, index_t col_align, double min_flops,
+                        Product&& product) {
 #if defined(_OPENMP)
   const index_t threads = omp_in_parallel() ? 1 : num_threads();
 #else
   const index_t threads = 1;
 #endif
   const bool by_rows = m >= n;
-  const index_t extent = by_rows ? m : n, align = by_rows ? sgemm::kMR : sgemm::kNR;
+  const index_t extent = by_rows ? m : n, align = by_rows ? row_align : col_align;
   const index_t blocks = std::min<index_t>(threads, extent / align);
-  if (blocks < 2 || 2.0 * double(m) * double(n) * double(k) < 4e6) {
-    sgemm::gemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
-    return;
-  }
+  if (blocks < 2 || 2.0 * double(m) * double(n) * double(k) < min_flops) return false;
   const index_t tiles = (extent + align - 1) / align;
   for_each_range(Cpu{}, blocks, [&](index_t b0, index_t b1) {
     for (index_t blk = b0; blk < b1; ++blk) {
       const index_t lo = std::min(extent, tiles * blk / blocks * align);
       const index_t hi = std::min(extent, tiles * (blk + 1) / blocks * align);
       if (hi <= lo) continue;
-      if (by_rows)
-        sgemm::gemm(ta, tb, hi - lo, n, k, alpha, ta ? a + lo : a + lo * lda, lda, b, ldb, beta, c + lo * ldc, ldc);
-      else
-        sgemm::gemm(ta, tb, m, hi - lo, k, alpha, a, lda, tb ? b + lo * ldb : b + lo, ldb, beta, c + lo, ldc);
+      if (by_rows) product(hi - lo, n, op_a == Op::N ? a + lo * lda : a + lo, b, c + lo * ldc);
+      else product(m, hi - lo, a, op_b == Op::N ? b + lo : b + lo * ldb, c + lo);
     }
   }, 2);
+  return true;
 }
 }  // namespace detail
-#endif
 
 template <Scalar T>
 void gemm(Cpu, Op op_a, Op op_b, index_t m, index_t n, index_t k, T alpha, const T* a, index_t lda,
@@ -59,7 +67,13 @@ void gemm(Cpu, Op op_a, Op op_b, index_t m, index_t n, index_t k, T alpha, const
   // Vector-shaped products (a row or column of C) stay with Eigen's GEMV.
   if constexpr (std::is_same_v<T, float>) {
     if (m >= 4 && n >= 4 && k > 0) {
-      detail::sgemm_across_threads(op_a, op_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+      const bool ta = op_a == Op::T, tb = op_b == Op::T;
+      auto product = [&](index_t rows, index_t cols, const float* a_block, const float* b_block, float* c_block) {
+        sgemm::gemm(ta, tb, rows, cols, k, alpha, a_block, lda, b_block, ldb, beta, c_block, ldc);
+      };
+      if (!detail::split_over_threads(op_a, op_b, m, n, k, a, lda, b, ldb, c, ldc, sgemm::kMR, sgemm::kNR, 4e6,
+                                      product))
+        product(m, n, a, b, c);
       return;
     }
   }
