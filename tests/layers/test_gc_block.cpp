@@ -13,22 +13,10 @@ using namespace gcnet;
 
 namespace {
 
-// Random non-zero values for every parameter (the zero-initialized convs included), so
-// every gradient is non-trivial.
-// Conv weights are scaled by 1/sqrt(fan_in) so the activations stay O(1) at any C.
-template <Layer L>
-void randomize_parameters(L& layer, std::uint64_t seed) {
-  Rng rng(seed);
-  for (auto& [name, p] : named_parameters(layer)) {
-    const double scale = p->shape().rank() == 4 ? 1.5 / std::sqrt(double(p->shape()[1])) : 0.5;
-    for (index_t i = 0; i < p->value.numel(); ++i) p->value[i] = scale * rng.normal();
-  }
-}
-
 template <class Ratio, class Fusion>
 void check_gc_gradients(Pooling pooling) {
   GCBlock<Ratio, Fusion, double> gc(8, pooling);
-  randomize_parameters(gc, 7);
+  test::randomize_parameters(gc, 7);
   auto r = testing::check_gradients(gc, Shape{2, 8, 3, 5});
   INFO(gc.describe() << "\n" << r.report);
   CHECK(r.ok);
@@ -101,7 +89,7 @@ TEST_CASE("GCBlock: gradients across several position tiles (large C, online sof
   // C = 4096 gives tiles of 16 positions, so H*W = 40 spans 3 tiles (one partial).
   CHECK(blocks::position_block(4096) == 16);
   GCBlock<std::ratio<1, 256>, fusion::MulAdd, double> gc(4096);
-  randomize_parameters(gc, 8);
+  test::randomize_parameters(gc, 8);
   testing::GradCheckOptions o;
   o.param_probes = 6;
   o.eps = 1e-5;  // the loss sums 330K outputs: at 1e-6 its rounding dominates the difference
@@ -161,7 +149,7 @@ TEST_CASE("GCBlock laws: add is the identity at init, mul halves x, mask bias sh
   for (index_t i = 0; i < x.numel(); ++i) REQUIRE(y[i] == doctest::Approx(0.5f * x[i]));
 
   GCBlock<std::ratio<1, 4>, fusion::MulAdd> gc(16);
-  randomize_parameters(gc, 9);
+  test::randomize_parameters(gc, 9);
   Tensor<float> y0, y1;
   gc.forward(x, y0);
   gc.context().mask_bias_param().value[0] += 3.5f;

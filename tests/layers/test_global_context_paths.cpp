@@ -20,17 +20,6 @@ using blocks::ForwardPath;
 
 namespace {
 
-// Random non-zero values for every parameter (the zero-initialized last convs included), conv
-// weights scaled by 1/sqrt(fan_in) so that activations stay O(1).
-template <Layer L>
-void randomize_parameters(L& layer, std::uint64_t seed) {
-  Rng rng(seed);
-  for (auto& [name, p] : named_parameters(layer)) {
-    const double scale = p->shape().rank() == 4 ? 1.5 / std::sqrt(double(p->shape()[1])) : 0.5;
-    for (index_t i = 0; i < p->value.numel(); ++i) p->value[i] = static_cast<typename L::value_type>(scale * rng.normal());
-  }
-}
-
 // max |a - b| / max |b| (+inf on a shape mismatch or NaN).
 template <class T>
 double relative_diff(const Tensor<T>& a, const Tensor<T>& b) {
@@ -65,7 +54,7 @@ Pass<T> forward_backward(L& block, ForwardPath path, const Tensor<T>& x, const T
 template <Layer L>
 void check_paths_agree(L& block, const Shape& shape, double tolerance) {
   using T = typename L::value_type;
-  randomize_parameters(block, 11);
+  test::randomize_parameters(block, 11);
   const auto x = test::random_tensor<T>(shape, 21), dy = test::random_tensor<T>(shape, 22);
   for (int threads : {1, 2, 3}) {
     test::with_threads(threads, [&] {
@@ -141,19 +130,19 @@ TEST_CASE("GlobalContext: gradients with each forward path pinned") {
     for (int threads : {1, 2}) {
       test::with_threads(threads, [&] {
         GCBlock<std::ratio<1, 4>, fusion::MulAdd, double> gc(40);
-        randomize_parameters(gc, 5);
+        test::randomize_parameters(gc, 5);
         gc.set_forward_path(path);
         auto r = testing::check_gradients(gc, Shape{3, 40, 3, 5});
         INFO("GC, path " << int(path) << ", " << threads << " thread(s)\n" << r.report);
         CHECK(r.ok);
         SELayer<double> se(40, 4);
-        randomize_parameters(se, 6);
+        test::randomize_parameters(se, 6);
         se.set_forward_path(path);
         r = testing::check_gradients(se, Shape{1, 40, 4, 3});
         INFO("SE\n" << r.report);
         CHECK(r.ok);
         SimplifiedNL<double> snl(24);
-        randomize_parameters(snl, 7);
+        test::randomize_parameters(snl, 7);
         snl.set_forward_path(path);
         r = testing::check_gradients(snl, Shape{3, 24, 2, 3});
         INFO("SNL\n" << r.report);
@@ -186,7 +175,7 @@ TEST_CASE("GlobalContext: the single-region forward inside a parallel region run
   blocks.reserve(2);
   for (int t = 0; t < 2; ++t) {
     blocks.emplace_back(40);
-    randomize_parameters(blocks.back(), 9);
+    test::randomize_parameters(blocks.back(), 9);
     blocks.back().set_forward_path(ForwardPath::SingleRegion);
   }
   Tensor<float> reference;
