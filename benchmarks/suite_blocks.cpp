@@ -3,7 +3,8 @@
 // (embedded gaussian, reduction 2, use_scale) and simplified NL, each with its constructor's
 // (mmcv) initialization; plus "copy" cases, one plain contiguous copy of x (fwd+bwd: a copy of
 // x and one of dy, an identity's forward and backward), so the GC forward can be compared with
-// the memory floor in the same run. Peer: peer_blocks.py.
+// the memory floor in the same run. Peer: peer_blocks.py. Suite "floor" (no peer) adds the GC
+// forward's own memory floor (prepare_gc_floor).
 #include <memory>
 #include <string>
 
@@ -12,6 +13,7 @@
 #include "gcnet/blocks/non_local2d.hpp"
 #include "gcnet/blocks/se_layer.hpp"
 #include "gcnet/blocks/simplified_nl.hpp"
+#include "gcnet/core/parallel.hpp"
 #include "gcnet/kernels/elementwise.hpp"
 
 namespace {
@@ -74,6 +76,58 @@ bench::Actions prepare_copy(StageShape sh) {
   };
 }
 
+// The memory traffic of GC r16's forward without its arithmetic: each thread streams its share
+// of x as many times as the forward path does (the single region: twice for the context, in
+// which a [C, 16] tile of positions does not fit L1 at C >= 1024; stepwise: once, the tiles are
+// re-read from cache), reads its share of the weights, and writes y = x + 1 once. The forward
+// can only be as fast as this; suite "floor" times both next to the copy (benchmarks/floor.py).
+bench::Actions prepare_gc_floor(StageShape sh) {
+  struct State {
+    Tensor<float> x, y, w;
+    int reads = 1;
+    float sink = 0;
+  };
+  auto s = std::make_shared<State>();
+  s->x = random_tensor(Shape{kBatch, sh.channels, sh.size, sh.size}, 2);
+  s->y.resize(s->x.shape());
+  const index_t planes = sh.channels / 16;
+  s->w = random_tensor(Shape{2 * sh.channels * planes + sh.channels}, 4);  // conv_mask and both 1x1 convs
+  const auto bytes = static_cast<std::size_t>(s->x.numel()) * sizeof(float);
+  const auto per_thread = static_cast<std::size_t>(blocks::kSingleRegionMaxBytes) * team_size(Cpu{});
+  s->reads = bytes <= per_thread ? 2 : 1;
+  return {{"fwd", [s] {
+             const int team = team_size(Cpu{});
+             float sums[64] = {};
+             run_team(Cpu{}, team, [&](const TeamMember& me) {
+               auto share = [&](const Tensor<float>& t) {
+                 const index_t n = t.numel();
+                 return std::pair{n * me.rank / me.size, n * (me.rank + 1) / me.size};
+               };
+               // 16 independent vector sums, so that the loads, not one chain of adds, set the pace.
+               auto stream = [](const float* p, index_t len) {
+                 float acc[256] = {};
+                 index_t i = 0;
+                 for (; i + 256 <= len; i += 256)
+                   for (int q = 0; q < 256; ++q) acc[q] += p[i + q];
+                 float total = 0;
+                 for (; i < len; ++i) total += p[i];
+                 for (float a : acc) total += a;
+                 return total;
+               };
+               const auto [x0, x1] = share(s->x);
+               const auto [w0, w1] = share(s->w);
+               float total = 0;
+               for (int r = 0; r < s->reads; ++r) total += stream(s->x.data() + x0, x1 - x0);
+               total += stream(s->w.data() + w0, w1 - w0);
+               const float* xp = s->x.data();
+               float* yp = s->y.data();
+               for (index_t i = x0; i < x1; ++i) yp[i] = xp[i] + 1.0f;
+               sums[me.rank % 64] = total;
+             });
+             for (float t : sums) s->sink += t;
+           }}};
+}
+
 template <class Make>
 void register_kind(const std::string& kind, Make make) {
   for (const auto& sh : kShapes)
@@ -90,9 +144,16 @@ const bool registered = [] {
                                                .mode = NonLocalMode::EmbeddedGaussian});
   });
   register_kind("snl", [](index_t c) { return SimplifiedNL<float>(c); });
-  for (const auto& sh : kShapes)
-    bench::Register{"blocks", "copy_" + std::to_string(sh.channels) + "_" + std::to_string(sh.size),
-                    [sh] { return prepare_copy(sh); }};
+  for (const auto& sh : kShapes) {
+    const std::string shape = std::to_string(sh.channels) + "_" + std::to_string(sh.size);
+    bench::Register{"blocks", "copy_" + shape, [sh] { return prepare_copy(sh); }};
+    // Suite "floor" (ours only, no peer): the GC r16 forward, its memory floor and the copy.
+    bench::Register{"floor", "copy_" + shape, [sh] { return prepare_copy(sh); }};
+    bench::Register{"floor", "floor_gc_r16_" + shape, [sh] { return prepare_gc_floor(sh); }};
+    bench::Register{"floor", "gc_r16_" + shape, [sh] {
+                      return prepare_block([](index_t c) { return GCBlock<std::ratio<1, 16>, fusion::Add>(c); }, sh);
+                    }};
+  }
   return true;
 }();
 }  // namespace

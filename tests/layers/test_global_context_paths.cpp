@@ -1,7 +1,9 @@
-// GlobalContext's two CPU forwards (blocks::ForwardPath): the single parallel region, in which
-// each thread owns a share of the channels, and the stepwise one. Both must give the same
-// output and leave the same state for backward, for GC, SE and the simplified NL, at team sizes
-// 1, 2 and 3 (unequal shares, members with no channels), batch 1 and 3, down to H*W = 1.
+// GlobalContext's two CPU forwards (blocks::ForwardPath): the single parallel region and the
+// stepwise one. Both must give the same output and leave the same state for backward, for GC,
+// SE and the simplified NL, at team sizes 1, 2 and 3 (unequal shares, members with no channels),
+// down to H*W = 1. The single region pools by images when the batch is a multiple of the team
+// (batch 2 and 4 on two threads, 3 on three, any on one) and by channels otherwise (batch 1 and 3
+// on two threads, 1, 2 and 4 on three): both splits are covered.
 #include <doctest/doctest.h>
 
 #include <cmath>
@@ -85,7 +87,7 @@ void check_paths_agree(L& block, const Shape& shape, double tolerance) {
 // member without channels. (GC uses ratio 1/2 here: a LayerNorm over 2 planes is nearly
 // constant, and its gradients are rounding noise that no two summation orders agree on.)
 std::vector<Shape> shapes_for(index_t c) {
-  return {Shape{1, c, 5, 4}, Shape{3, c, 7, 7}, Shape{3, c, 1, 1}, Shape{2, c, 13, 11}};
+  return {Shape{1, c, 5, 4}, Shape{3, c, 7, 7}, Shape{3, c, 1, 1}, Shape{2, c, 13, 11}, Shape{4, c, 3, 5}};
 }
 
 template <class T, double Tolerance>

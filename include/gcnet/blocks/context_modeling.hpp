@@ -159,25 +159,25 @@ class ContextModeling {
   // rows of x. Average pooling needs no barrier.
   void prepare_team(index_t n, index_t s, int threads) {
     u_.resize(Shape{n, s});
-    if (pooling_ == Pooling::Attention) {
-      logit_parts_.resize(Shape{threads, team_stride(n * s)});
-      probs_.resize(Shape{std::max(threads - 1, 1), team_stride(n * s)});
-    }
+    probs_.resize(Shape{std::max(threads - 1, 1), team_stride(n * s)});
+    if (pooling_ == Pooling::Attention) logit_parts_.resize(Shape{threads, team_stride(n * s)});
   }
+  // Both team forms pool with dot_rows_batch, average pooling as the dot with 1/s: it keeps 16
+  // rows' sums in flight, where a plain row sum is one dependent chain of adds.
   void forward_team(const T* x, index_t n, index_t s, T* ctx, index_t c0, index_t c1, const TeamMember& me) {
-    const index_t c = channels_;
+    const index_t c = channels_, stride = team_stride(n * s);
+    T* p = me.rank == 0 ? u_.data() : probs_.data() + (me.rank - 1) * stride;
     if (pooling_ == Pooling::Average) {
-      const T inv = T(1) / T(s);
-      if (me.rank == 0) std::fill(u_.data(), u_.data() + n * s, inv);
+      std::fill(p, p + n * s, T(1) / T(s));
       for (index_t k = 0; k < n; ++k)
-        for (index_t ch = c0; ch < c1; ++ch) ctx[k * c + ch] = sum(x + (k * c + ch) * s, s) * inv;
+        dot_rows_batch(x + (k * c + c0) * s, s, c1 - c0, p + k * s, s, 1, s, static_cast<const T*>(nullptr),
+                       ctx + k * c + c0, c);
       return;
     }
-    const index_t stride = team_stride(n * s);
     T* part = logit_parts_.data() + me.rank * stride;
-    for (index_t k = 0; k < n; ++k) logit_share(x + k * c * s, mask_weight_.value.data(), c0, c1, s, part + k * s);
+    for (index_t k = 0; k < n; ++k)
+      weighted_row_sum(x + (k * c + c0) * s, s, mask_weight_.value.data() + c0, c1 - c0, s, part + k * s);
     me.barrier();
-    T* p = me.rank == 0 ? u_.data() : probs_.data() + (me.rank - 1) * stride;
     const T bias = mask_bias_.value.data()[0];
     for (index_t k = 0; k < n; ++k) {
       T* pk = p + k * s;
@@ -185,6 +185,25 @@ class ContextModeling {
       softmax_row(pk, s, bias);
       dot_rows_batch(x + (k * c + c0) * s, s, c1 - c0, pk, s, 1, s, static_cast<const T*>(nullptr), ctx + k * c + c0,
                      c);
+    }
+  }
+
+  // Image split, the other team form (CPU; prepare_team first): member r pools whole images,
+  // k = r, r + size, ..., over every channel: attention takes the logits in one pass over x[k],
+  // their softmax (kept in u for backward), then the weighted sum in a second pass, from cache
+  // when x[k] fits the core's L2. No barrier: the caller waits before reading ctx rows of other members.
+  void forward_team_images(const T* x, index_t n, index_t s, T* ctx, const TeamMember& me) {
+    const index_t c = channels_;
+    for (index_t k = me.rank; k < n; k += me.size) {
+      const T* xk = x + k * c * s;
+      T* pk = u_.data() + k * s;
+      if (pooling_ == Pooling::Average) {
+        std::fill(pk, pk + s, T(1) / T(s));
+      } else {
+        weighted_row_sum(xk, s, mask_weight_.value.data(), c, s, pk);
+        softmax_row(pk, s, mask_bias_.value.data()[0]);
+      }
+      dot_rows_batch(xk, s, c, pk, s, 1, s, static_cast<const T*>(nullptr), ctx + k * c, c);
     }
   }
 
@@ -224,24 +243,6 @@ class ContextModeling {
   }
 
  private:
-  // e[j] = sum_{ch in [c0, c1)} w[ch] x[ch * s + j] for j < s (zeros for an empty range), four
-  // channel rows per sweep over e.
-  static void logit_share(const T* x, const T* w, index_t c0, index_t c1, index_t s, T* e) {
-    std::fill(e, e + s, T(0));
-    index_t ch = c0;
-    for (; ch + 4 <= c1; ch += 4) {
-      const T *r0 = x + ch * s, *r1 = r0 + s, *r2 = r1 + s, *r3 = r2 + s;
-      const T w0 = w[ch], w1 = w[ch + 1], w2 = w[ch + 2], w3 = w[ch + 3];
-#pragma omp simd
-      for (index_t j = 0; j < s; ++j) e[j] += w0 * r0[j] + w1 * r1[j] + w2 * r2[j] + w3 * r3[j];
-    }
-    for (; ch < c1; ++ch) {
-      const T* r = x + ch * s;
-      const T wc = w[ch];
-#pragma omp simd
-      for (index_t j = 0; j < s; ++j) e[j] += wc * r[j];
-    }
-  }
   // row = softmax(row + bias) in place. Sequential max and sum, so every member computing the
   // same row gets the same bits.
   static void softmax_row(T* row, index_t s, T bias) {
@@ -261,7 +262,7 @@ class ContextModeling {
   Pooling pooling_;
   Param<T, B> mask_weight_, mask_bias_;
   Tensor<T, B> u_, partial_, stats_, tile_w_;
-  Tensor<T, B> logit_parts_, probs_;  // team form: logit shares per member, softmax of members > 0
+  Tensor<T, B> logit_parts_, probs_;  // team forms: logit shares per member, pooling weights of members > 0
 };
 
 }  // namespace blocks

@@ -25,12 +25,14 @@ namespace gcnet::blocks {
 //   Stepwise      one parallel loop per step (context tiles, their combination, each layer of
 //                 the transform, the fused output write); the context pass reads x from memory
 //                 once, in tiles re-read from cache.
-//   SingleRegion  every step in ONE parallel region (run_team), each thread owning a range of
-//                 channels of every sample: it reads x[:, c0:c1] three times (logits, context,
-//                 output write), its own slices of the transform weights, and writes y[:, c0:c1],
-//                 with one barrier for the attention logits and one per transform. Why: on a
-//                 small x each step is a few microseconds, about what a fork/join costs, and what
-//                 a thread touches stays in its core's cache from one call to the next.
+//   SingleRegion  every step in ONE parallel region (run_team). With a batch that is a multiple
+//                 of the team, each thread pools whole images and writes their output; else each
+//                 owns a range of channels of every sample. Either way it reads its part of x
+//                 three times (logits, context, output write) and its own slices of the transform
+//                 weights, with a barrier per transform and one after the context (image split)
+//                 or the attention logits (channel split). Why: on a small x each step is a few
+//                 microseconds, about what a fork/join costs, and what a thread touches stays in
+//                 its core's cache from one call to the next.
 //   Auto          SingleRegion when each thread's share of x is at most kSingleRegionMaxBytes,
 //                 about one core's L2 (2 MB here), so that the second and third reads of x come
 //                 mostly from cache, else Stepwise. (Measured on 2 threads, batch 2: 512@28,
@@ -139,21 +141,38 @@ class GlobalContext {
     const T* xp = x.data();
     T *yp = y.data(), *cx = ctx_.data(), *sc = scale_.data(), *sh = shift_.data();
     T* mp = F::mul ? m_.data() : nullptr;
+    // Image split when every member gets as many whole images: the context then needs no
+    // exchange of partial logits, and x[k] is read by one core only (twice for the context, once
+    // for the output), so it stays in that core's cache. Else the channel split.
+    const bool by_image = n % team == 0;
+    auto fuse_rows = [=](index_t k, index_t ch0, index_t ch1) {
+      for (index_t ch = ch0; ch < ch1; ++ch) {
+        const index_t row = k * c + ch;
+        const T a = F::mul ? stable_sigmoid(mp[row]) : T(1), b = F::add ? sh[row] : T(0);
+        sc[row] = a;
+        sh[row] = b;
+        const T* xr = xp + row * s;
+        T* yr = yp + row * s;
+        for (index_t j = 0; j < s; ++j) yr[j] = xr[j] * a + b;
+      }
+    };
     run_team(Cpu{}, team, [&](const TeamMember& me) {
       const auto [c0, c1] = channel_share(c, me);
-      context_.forward_team(xp, n, s, cx, c0, c1, me);
+      if (by_image) {
+        context_.forward_team_images(xp, n, s, cx, me);
+        me.barrier();
+      } else {
+        context_.forward_team(xp, n, s, cx, c0, c1, me);
+      }
+      // The transforms are split by channels either way (each member its slices of the weights).
       if constexpr (F::add) add_->forward_team(cx, n, sh, c0, c1, me);
       if constexpr (F::mul) mul_->forward_team(cx, n, mp, c0, c1, me);
-      for (index_t k = 0; k < n; ++k)
-        for (index_t ch = c0; ch < c1; ++ch) {
-          const index_t row = k * c + ch;
-          const T a = F::mul ? stable_sigmoid(mp[row]) : T(1), b = F::add ? sh[row] : T(0);
-          sc[row] = a;
-          sh[row] = b;
-          const T* xr = xp + row * s;
-          T* yr = yp + row * s;
-          for (index_t j = 0; j < s; ++j) yr[j] = xr[j] * a + b;
-        }
+      if (by_image) {
+        me.barrier();  // every channel of the member's images has its scale and shift
+        for (index_t k = me.rank; k < n; k += me.size) fuse_rows(k, 0, c);
+      } else {
+        for (index_t k = 0; k < n; ++k) fuse_rows(k, c0, c1);
+      }
     });
   }
 

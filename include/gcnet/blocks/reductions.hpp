@@ -4,6 +4,7 @@
 // latency-bound); `omp simd reduction` allows the reassociation, so it vectorizes.
 // dot_rows_batch (CPU) computes many short dot products at once; on AVX-512 builds it keeps 16
 // accumulators in registers and sums them all in one transposing tree at the end.
+#include <algorithm>
 #include <bit>
 #include <cmath>
 #include <concepts>
@@ -137,11 +138,78 @@ inline void dot_block_avx512(const float* w, index_t ldw, const float* x, index_
   for (int k = 0; k < V; ++k)
     for (int r = 0; r < R; ++r) y[k * ldy + r] = sums[k * R + r];
 }
+
+// e[j] = sum_{r < rows} w[r] x[r * ldx + j] for j < len, 16 (L - 1) < len <= 16 L: the sums stay
+// in L registers while x streams past once, one load and one FMA per 16 values. With few
+// registers in use, even and odd rows go to two sets of sums, so that two FMA chains overlap.
+template <int L>
+inline void weighted_row_sum_avx512(const float* x, index_t ldx, const float* w, index_t rows, index_t len,
+                                    float* e) {
+  constexpr bool kTwoSets = L <= 8;
+  const __mmask16 last = static_cast<__mmask16>(len % 16 ? (1u << (len % 16)) - 1 : 0xFFFFu);
+  __m512 a[L], b[L];
+  for (int i = 0; i < L; ++i) a[i] = b[i] = _mm512_setzero_ps();
+  auto add_row = [&](__m512 (&acc)[L], const float* row, float wr) {
+    const __m512 wv = _mm512_set1_ps(wr);
+    for (int i = 0; i + 1 < L; ++i) acc[i] = _mm512_fmadd_ps(wv, _mm512_loadu_ps(row + 16 * i), acc[i]);
+    acc[L - 1] = _mm512_fmadd_ps(wv, _mm512_maskz_loadu_ps(last, row + 16 * (L - 1)), acc[L - 1]);
+  };
+  index_t r = 0;
+  if constexpr (kTwoSets)
+    for (; r + 2 <= rows; r += 2) {
+      add_row(a, x + r * ldx, w[r]);
+      add_row(b, x + (r + 1) * ldx, w[r + 1]);
+    }
+  for (; r < rows; ++r) add_row(a, x + r * ldx, w[r]);
+  for (int i = 0; i < L; ++i) {
+    const __m512 v = kTwoSets ? _mm512_add_ps(a[i], b[i]) : a[i];
+    if (i + 1 < L) _mm512_storeu_ps(e + 16 * i, v);
+    else _mm512_mask_storeu_ps(e + 16 * i, last, v);
+  }
+}
 }  // namespace detail
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic pop
 #endif
 #endif
+
+// e[j] = sum_{r < rows} w[r] x[r * ldx + j] for j < len (zeros when rows is 0): a weighted sum of
+// rows, e.g. the attention logits over a range of channels. Serial. AVX-512 builds take 256
+// positions at a time with their sums in registers; elsewhere four rows per sweep over e.
+template <class T>
+inline void weighted_row_sum(const T* x, index_t ldx, const T* w, index_t rows, index_t len, T* e) {
+#if defined(GCNET_BLOCKS_AVX512)
+  if constexpr (std::same_as<T, float>) {
+    using Kernel = void (*)(const float*, index_t, const float*, index_t, index_t, float*);
+    static constexpr Kernel kernels[16] = {
+        detail::weighted_row_sum_avx512<1>,  detail::weighted_row_sum_avx512<2>,  detail::weighted_row_sum_avx512<3>,
+        detail::weighted_row_sum_avx512<4>,  detail::weighted_row_sum_avx512<5>,  detail::weighted_row_sum_avx512<6>,
+        detail::weighted_row_sum_avx512<7>,  detail::weighted_row_sum_avx512<8>,  detail::weighted_row_sum_avx512<9>,
+        detail::weighted_row_sum_avx512<10>, detail::weighted_row_sum_avx512<11>, detail::weighted_row_sum_avx512<12>,
+        detail::weighted_row_sum_avx512<13>, detail::weighted_row_sum_avx512<14>, detail::weighted_row_sum_avx512<15>,
+        detail::weighted_row_sum_avx512<16>};
+    for (index_t j = 0; j < len; j += 256) {
+      const index_t chunk = std::min<index_t>(256, len - j);
+      kernels[(chunk + 15) / 16 - 1](x + j, ldx, w, rows, chunk, e + j);
+    }
+    return;
+  }
+#endif
+  for (index_t j = 0; j < len; ++j) e[j] = T(0);
+  index_t r = 0;
+  for (; r + 4 <= rows; r += 4) {
+    const T *r0 = x + r * ldx, *r1 = r0 + ldx, *r2 = r1 + ldx, *r3 = r2 + ldx;
+    const T w0 = w[r], w1 = w[r + 1], w2 = w[r + 2], w3 = w[r + 3];
+#pragma omp simd
+    for (index_t j = 0; j < len; ++j) e[j] += w0 * r0[j] + w1 * r1[j] + w2 * r2[j] + w3 * r3[j];
+  }
+  for (; r < rows; ++r) {
+    const T* row = x + r * ldx;
+    const T wr = w[r];
+#pragma omp simd
+    for (index_t j = 0; j < len; ++j) e[j] += wr * row[j];
+  }
+}
 
 // y[k * ldy + r] = bias[r] (when given) + w[r * ldw : + len] . x[k * ldx : + len] for r < rows,
 // k < n: a block of rows of a matrix times a few vectors (a team member's share of a 1x1 conv
