@@ -35,28 +35,6 @@ inline index_t position_block(index_t channels) {
   return b < 16 ? 16 : (b > kMaxPositionBlock ? kMaxPositionBlock : b);
 }
 
-// out[n, s] = bias[0] (when given) + sum_c w[n * w_stride + c] x[n, c, s]: one pass over x, parallel over
-// (sample, block of positions); each block keeps its partial sums in registers/stack.
-template <Scalar T, Backend B>
-void channel_weighted_sum(const T* x, const T* w, index_t w_stride, const T* bias, index_t n, index_t c, index_t s,
-                          T* out) {
-  const index_t block = position_block(c);
-  const index_t blocks = (s + block - 1) / block;
-  for_each_index_weighted(B{}, n * blocks, c * block, [=] GCNET_HD(index_t i) {
-    const index_t k = i / blocks, s0 = (i % blocks) * block, len = std::min(block, s - s0);
-    T acc[kMaxPositionBlock];
-    const T b0 = bias ? bias[0] : T(0);
-    for (index_t j = 0; j < len; ++j) acc[j] = b0;
-    const T* wk = w + k * w_stride;
-    for (index_t ch = 0; ch < c; ++ch) {
-      const T* row = x + (k * c + ch) * s + s0;
-      const T wc = wk[ch];
-      for (index_t j = 0; j < len; ++j) acc[j] += wc * row[j];
-    }
-    for (index_t j = 0; j < len; ++j) out[k * s + s0 + j] = acc[j];
-  });
-}
-
 template <Scalar T = float, Backend B = Cpu>
 class ContextModeling {
  public:
@@ -191,7 +169,8 @@ class ContextModeling {
   // Image split, the other team form (CPU; prepare_team first): member r pools whole images,
   // k = r, r + size, ..., over every channel: attention takes the logits in one pass over x[k],
   // their softmax (kept in u for backward), then the weighted sum in a second pass, from cache
-  // when x[k] fits the core's L2. No barrier: the caller waits before reading ctx rows of other members.
+  // when x[k] fits the core's L2. No barrier: the caller waits before reading ctx rows of other
+  // members.
   void forward_team_images(const T* x, index_t n, index_t s, T* ctx, const TeamMember& me) {
     const index_t c = channels_;
     for (index_t k = me.rank; k < n; k += me.size) {
