@@ -29,7 +29,7 @@ bench::Actions prepare_backbone(index_t size) {
   struct State {
     Net net;
     Tensor<float> x_eval, x_train, dx;
-    std::vector<Tensor<float>> outs, douts;
+    FeatureMaps<float> outs, douts;
     std::unique_ptr<Sgd<float, Cpu>> opt;
   };
   manual_seed(0);
@@ -42,20 +42,15 @@ bench::Actions prepare_backbone(index_t size) {
   s->opt = std::make_unique<Sgd<float, Cpu>>(std::move(params),
                                              Sgd<float, Cpu>::Options{.lr = 0.01, .momentum = 0.9, .weight_decay = 1e-4});
   return {
-      {"fwd", [s] {
-         s->net.set_training(false);
-         s->net.forward(s->x_eval, s->outs);
-       }},
+      {"fwd", [s] { s->net.forward(Context::eval(), s->x_eval, s->outs); }},
       {"fwd+bwd", [s] {
-         s->net.set_training(true);
-         s->net.forward(s->x_train, s->outs);
-         s->douts.resize(s->outs.size());
-         for (std::size_t k = 0; k < s->outs.size(); ++k) {
-           s->douts[k].resize(s->outs[k].shape());
-           fill(s->douts[k], 1.0f / static_cast<float>(s->outs[k].numel()));
+         s->net.forward(Context::train(), s->x_train, s->outs);
+         for (int k = 0; k < 4; ++k) {
+           s->douts.stage(k).resize(s->outs.stage(k).shape());
+           fill(s->douts.stage(k), 1.0f / static_cast<float>(s->outs.stage(k).numel()));
          }
-         fill(s->dx, 0.0f);  // the input gradient is not needed, but the contract accumulates it
-         s->net.backward(s->x_train, s->douts, s->dx);
+         fill(s->dx, 0.0f);  // the input gradient is computed too (as in every recorded round)
+         s->net.backward(Context::train(), s->x_train, s->outs, s->douts, s->dx);
          s->opt->step();
        }},
   };

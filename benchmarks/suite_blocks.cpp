@@ -77,8 +77,8 @@ bench::Actions prepare_copy(StageShape sh) {
 }
 
 // The memory traffic of GC r16's forward without its arithmetic: each thread streams its share
-// of x as many times as the forward path does (the single region: twice for the context, in
-// which a [C, 16] tile of positions does not fit L1 at C >= 1024; stepwise: once, the tiles are
+// of x as many times as the forward path does (the CPU single region: twice for the context, in
+// which a [C, 16] tile of positions does not fit L1 at C >= 1024; generic: once, the tiles are
 // re-read from cache), reads its share of the weights, and writes y = x + 1 once. The forward
 // can only be as fast as this; suite "floor" times both next to the copy (benchmarks/floor.py).
 bench::Actions prepare_gc_floor(StageShape sh) {
@@ -93,7 +93,7 @@ bench::Actions prepare_gc_floor(StageShape sh) {
   const index_t planes = sh.channels / 16;
   s->w = random_tensor(Shape{2 * sh.channels * planes + sh.channels}, 4);  // conv_mask and both 1x1 convs
   const auto bytes = static_cast<std::size_t>(s->x.numel()) * sizeof(float);
-  const auto per_thread = static_cast<std::size_t>(blocks::kSingleRegionMaxBytes) * team_size(Cpu{});
+  const auto per_thread = static_cast<std::size_t>(cpu::kSingleRegionMaxBytes) * team_size(Cpu{});
   s->reads = bytes <= per_thread ? 2 : 1;
   return {{"fwd", [s] {
              const int team = team_size(Cpu{});

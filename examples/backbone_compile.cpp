@@ -21,17 +21,17 @@ int main(int argc, char** argv) {
   manual_seed(0);
   GcR50 backbone;
   FPN<> neck({.in_channels = backbone.out_channels(), .out_channels = 256, .num_outs = 5});
-  backbone.set_training(false);
 
   Tensor<float> x(Shape{1, 3, size, size});
   Rng rng(1);
   for (index_t i = 0; i < x.numel(); ++i) x[i] = static_cast<float>(rng.normal());
-  std::vector<Tensor<float>> feats, outs;
-  backbone.forward(x, feats);
-  neck.forward(feats, outs);
+  FeatureMaps<float> feats;
+  std::vector<Tensor<float>> outs;
+  backbone.forward(Context::eval(), x, feats);
+  neck.forward(Context::eval(), feats, outs);
 
   std::printf("%s: %.2f M parameters, %.2f GMACs at %lldx%lld\n", backbone.describe().c_str(),
-              double(count_parameters(backbone)) / 1e6, total_flops(count_blocks(backbone, x.shape())) / 1e9,
+              double(count_parameters(backbone)) / 1e6, total_macs(count_blocks(backbone, x.shape())) / 1e9,
               static_cast<long long>(size), static_cast<long long>(size));
   std::printf("neck: %.2f M parameters\n", double(count_parameters(neck)) / 1e6);
   for (std::size_t i = 0; i < outs.size(); ++i) std::printf("  P%zu %s\n", i + 2, outs[i].shape().str().c_str());

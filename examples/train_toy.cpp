@@ -4,6 +4,9 @@
 // loss/lr curve (curve.svg).
 //   gcnet_train_toy [--iters 100] [--batch 32] [--lr 0.05] [--seed 1] [--work-dir DIR]
 //                   [--log-interval 10] [--checkpoint-interval 40] [--resume CKPT]
+//                   [--allow-settings-change]
+// A resume must use the settings the checkpoint recorded (batch, size, samples, lr, seed and
+// the schedule, which depends on --iters), or it would not continue the run exactly.
 #include <CLI/CLI.hpp>
 
 #include <cstdio>
@@ -83,12 +86,22 @@ int main(int argc, char** argv) {
   app.add_option("--size", size, "image size")->check(CLI::Range(8, 512));
   app.add_option("--samples", samples, "generated training images")->check(CLI::Range(2, 1 << 20));
   app.add_option("--lr", lr, "base learning rate")->check(CLI::PositiveNumber);
-  app.add_option("--seed", seed, "random seed (weights and data)");
+  // Digits only: CLI11 would read "-1" into the unsigned seed as 2^64 - 1.
+  app.add_option("--seed", seed, "random seed (weights and data)")
+      ->check(CLI::Validator(
+          [](std::string& v) {
+            const bool digits = !v.empty() && v.size() <= 20 && v.find_first_not_of("0123456789") == std::string::npos;
+            return digits ? std::string() : "must be a non-negative integer, got " + v;
+          },
+          "UINT"));
   app.add_option("--log-interval", log_interval, "iterations per log line")->check(CLI::PositiveNumber);
   app.add_option("--checkpoint-interval", ckpt_interval, "iterations per checkpoint (0: at the end only)")
       ->check(CLI::NonNegativeNumber);
   app.add_option("--work-dir", work_dir, "folder for the log, checkpoints and curve");
   app.add_option("--resume", resume, "checkpoint to continue from (e.g. WORK_DIR/latest.safetensors)");
+  bool allow_settings_change = false;
+  app.add_flag("--allow-settings-change", allow_settings_change,
+               "resume even if the settings differ from the checkpoint's (the run is then not continued exactly)");
   CLI11_PARSE(app, argc, argv);
 
   try {
@@ -113,6 +126,13 @@ int main(int argc, char** argv) {
     topt.checkpoint_interval = ckpt_interval;
     topt.seed = seed;
     topt.exp_name = "train_toy";
+    // What a resume must keep (the trainer adds the seed and the batches per epoch).
+    topt.run_settings = {{"batch", std::to_string(batch)},
+                         {"size", std::to_string(size)},
+                         {"samples", std::to_string(samples)},
+                         {"lr", nlohmann::json(lr).dump()},
+                         {"schedule", nlohmann::json{{"warmup", warmup}, {"milestones", milestones}}.dump()}};
+    topt.allow_settings_change = allow_settings_change;
     topt.config = {{"model", net.describe()}, {"iters", iters},  {"batch", batch},   {"size", size},
                    {"samples", samples},      {"lr", lr},        {"momentum", 0.9},  {"weight_decay", 1e-4},
                    {"warmup", warmup}, {"milestones", milestones}};
@@ -124,7 +144,16 @@ int main(int argc, char** argv) {
       std::printf("gcnet demo: %s\n%lld parameters, batch %d, %d iterations, %d threads, %d rank(s)\n",
                   net.describe().c_str(), static_cast<long long>(parameter_count(net)), batch, iters, num_threads(),
                   trainer.world_size());
-    if (!resume.empty()) trainer.resume(resume);
+    if (!resume.empty()) {
+      trainer.resume(resume);
+      if (trainer.iter() >= iters) {  // nothing to train: say so instead of failing on an empty log
+        if (lead)
+          std::printf("%s is at iteration %lld, the end of a run of --iters %d: nothing to train (to train further, "
+                      "pass a larger --iters with --allow-settings-change)\n",
+                      resume.c_str(), static_cast<long long>(trainer.iter()), iters);
+        return 0;
+      }
+    }
     trainer.run(iters);
     if (!lead) return 0;
 

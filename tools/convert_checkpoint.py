@@ -190,7 +190,7 @@ def safetensors_to_pth(src, dst, mmcv=False, keep_optimizer=False, add_prefix=""
 
 def self_test(gcnet_test_exe, work):
     """torchvision Bottleneck state dict (as an mmcv checkpoint with a "module." prefix)
-    -> safetensors -> gcnet make_bottleneck_down -> saved by gcnet -> .pth -> compared."""
+    -> safetensors -> gcnet make_composed_bottleneck_down -> saved by gcnet -> .pth -> compared."""
     if torch is None:
         print("SKIP: /usr/bin/python3 has no torch (install Debian's python3-torch)")
         sys.exit(77)

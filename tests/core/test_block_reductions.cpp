@@ -1,16 +1,17 @@
-// The blocks' reduction kernels (blocks/reductions.hpp) that the GC forward runs on: the
-// weighted sum of rows (attention logits; AVX-512 builds keep 1-16 vectors of sums in registers,
-// 256 positions per chunk) and the batched short dot products (the context's weighted sums and
-// the transforms), against double sums, for every register count, chunked lengths, padded rows
-// and ranges of zero rows. Every output element starts as NaN, and the element past the end is a
-// sentinel that must stay untouched.
+// The CPU reduction kernels (cpu/reductions.hpp) that the GC block's single-region forward runs
+// on: the weighted sum of rows (attention logits; the AVX-512 form keeps 1-16 vectors of sums in
+// registers, 256 positions per chunk) and the batched short dot products (the context's weighted
+// sums and the transforms), against double sums, for every register count, chunked lengths,
+// padded rows and ranges of zero rows, with each ISA this processor runs (the portable form
+// always, the AVX-512 one where the processor has it; cpu::force_isa). Every output element
+// starts as NaN, and the element past the end is a sentinel that must stay untouched.
 #include <doctest/doctest.h>
 
 #include <cmath>
 #include <limits>
 #include <vector>
 
-#include "gcnet/blocks/reductions.hpp"
+#include "gcnet/cpu/reductions.hpp"
 #include "gcnet/core/rng.hpp"
 
 using namespace gcnet;
@@ -39,9 +40,27 @@ void check_sum(float got, double exact, double magnitude, index_t count) {
   CHECK(std::abs(static_cast<double>(got) - exact) <= bound);
 }
 
+// The ISAs this processor runs: the kernels are checked with each (cpu::force_isa), and the
+// detected one is restored after.
+std::vector<cpu::Isa> runnable_isas() {
+  std::vector<cpu::Isa> out{cpu::Isa::Generic};
+  if (cpu::detected_isa() == cpu::Isa::Avx512) out.push_back(cpu::Isa::Avx512);
+  return out;
+}
+template <class F>
+void with_each_isa(F&& f) {
+  for (cpu::Isa isa : runnable_isas()) {
+    cpu::force_isa(isa);
+    INFO("ISA " << cpu::isa_name(isa));
+    f();
+  }
+  cpu::force_isa(std::nullopt);
+}
+
 }  // namespace
 
 TEST_CASE("weighted_row_sum: e[j] = sum_r w[r] x[r, j] for every register count, chunk and tail") {
+  with_each_isa([] {
   Rng rng(31);
   // 1..16 vectors of sums (lengths 16 (L-1) + 1 .. 16 L), several 256-position chunks, and a
   // padded row stride; 0, 1, odd and even row counts (the kernel pairs rows when it can).
@@ -50,7 +69,7 @@ TEST_CASE("weighted_row_sum: e[j] = sum_r w[r] x[r, j] for every register count,
       const index_t ldx = len + 3;
       const auto x = random_vector(rng, rows * ldx), w = random_vector(rng, rows);
       auto e = fresh_output(len);
-      blocks::weighted_row_sum(x.data(), ldx, w.data(), rows, len, e.data());
+      cpu::weighted_row_sum(x.data(), ldx, w.data(), rows, len, e.data());
       INFO("len " << len << ", rows " << rows);
       for (index_t j = 0; j < len; ++j) {
         double exact = 0, magnitude = 0;
@@ -64,6 +83,7 @@ TEST_CASE("weighted_row_sum: e[j] = sum_r w[r] x[r, j] for every register count,
       CHECK(e.back() == kSentinel);
     }
   }
+  });
 }
 
 TEST_CASE("weighted_row_sum: double takes the portable loop") {
@@ -73,7 +93,7 @@ TEST_CASE("weighted_row_sum: double takes the portable loop") {
   for (auto& v : x) v = rng.normal();
   for (auto& v : w) v = rng.normal();
   e.back() = kSentinel;
-  blocks::weighted_row_sum(x.data(), len, w.data(), rows, len, e.data());
+  cpu::weighted_row_sum(x.data(), len, w.data(), rows, len, e.data());
   for (index_t j = 0; j < len; ++j) {
     double exact = 0;
     for (index_t r = 0; r < rows; ++r) exact += w[r] * x[r * len + j];
@@ -83,6 +103,7 @@ TEST_CASE("weighted_row_sum: double takes the portable loop") {
 }
 
 TEST_CASE("dot_rows_batch: y[k, r] = bias[r] + w[r, :] . x[k, :] for blocks of 16, 8, 4 and single rows") {
+  with_each_isa([] {
   Rng rng(33);
   for (index_t rows : {1, 3, 4, 8, 13, 16, 21, 40}) {
     for (index_t n : {1, 2, 3}) {
@@ -93,7 +114,7 @@ TEST_CASE("dot_rows_batch: y[k, r] = bias[r] + w[r, :] . x[k, :] for blocks of 1
           std::vector<float> y(static_cast<std::size_t>(n * ldy), kSentinel);
           for (index_t k = 0; k < n; ++k)
             for (index_t r = 0; r < rows; ++r) y[static_cast<std::size_t>(k * ldy + r)] = std::numeric_limits<float>::quiet_NaN();
-          blocks::dot_rows_batch(w.data(), ldw, rows, x.data(), ldx, n, len, with_bias ? bias.data() : nullptr, y.data(),
+          cpu::dot_rows_batch(w.data(), ldw, rows, x.data(), ldx, n, len, with_bias ? bias.data() : nullptr, y.data(),
                                  ldy);
           INFO("rows " << rows << ", n " << n << ", len " << len << ", bias " << with_bias);
           for (index_t k = 0; k < n; ++k) {
@@ -113,4 +134,36 @@ TEST_CASE("dot_rows_batch: y[k, r] = bias[r] + w[r, :] . x[k, :] for blocks of 1
       }
     }
   }
+  });
+}
+
+TEST_CASE("cpu::isa: detected once, forced by tests, and AVX-512 refused where the processor lacks it") {
+  const cpu::Isa detected = cpu::detected_isa();
+  CHECK(cpu::isa() == detected);
+  cpu::force_isa(cpu::Isa::Generic);
+  CHECK(cpu::isa() == cpu::Isa::Generic);
+  if (detected != cpu::Isa::Avx512)
+    CHECK_THROWS_WITH_AS(cpu::force_isa(cpu::Isa::Avx512),
+                         doctest::Contains("cpu::force_isa: this processor cannot run avx512 kernels"), gcnet::Error);
+  cpu::force_isa(std::nullopt);
+  CHECK(cpu::isa() == detected);
+}
+
+// Where the processor has AVX-512, both forms run above; here they must agree closely too.
+TEST_CASE("cpu reductions: the AVX-512 and portable forms agree" *
+          doctest::skip(cpu::detected_isa() != cpu::Isa::Avx512)) {
+  Rng rng(34);
+  const index_t rows = 37, len = 300, n = 2;
+  const auto x = random_vector(rng, rows * len), w = random_vector(rng, rows), v = random_vector(rng, n * len);
+  std::vector<float> e[2], y[2];
+  for (int i = 0; i < 2; ++i) {
+    cpu::force_isa(i == 0 ? cpu::Isa::Generic : cpu::Isa::Avx512);
+    e[i] = fresh_output(len);
+    cpu::weighted_row_sum(x.data(), len, w.data(), rows, len, e[i].data());
+    y[i] = fresh_output(n * rows);
+    cpu::dot_rows_batch(x.data(), len, rows, v.data(), len, n, len, w.data(), y[i].data(), rows);
+  }
+  cpu::force_isa(std::nullopt);
+  for (std::size_t j = 0; j < e[0].size(); ++j) CHECK(e[1][j] == doctest::Approx(e[0][j]).epsilon(1e-5));
+  for (std::size_t j = 0; j < y[0].size(); ++j) CHECK(y[1][j] == doctest::Approx(y[0][j]).epsilon(1e-5));
 }

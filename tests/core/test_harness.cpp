@@ -7,7 +7,7 @@
 using namespace gcnet;
 
 namespace {
-enum class Bug { None, AssignsDx, WrongDx, SkipsParamEntry, AccumulatesParamGrad, SkipsOutput };
+enum class Bug { None, AssignsDx, WrongDx, SkipsParamEntry, AccumulatesParamGrad, SkipsOutput, SlightlyWrongSmallGrad };
 
 template <Bug bug>
 class Buggy : public test::ChannelScale<double> {
@@ -24,6 +24,7 @@ class Buggy : public test::ChannelScale<double> {
     test::ChannelScale<double>::backward(x, y, dy, dx);
     if constexpr (bug == Bug::WrongDx) dx[0] += 0.1;
     if constexpr (bug == Bug::SkipsParamEntry) weight().grad[1] = std::numeric_limits<double>::quiet_NaN();
+    if constexpr (bug == Bug::SlightlyWrongSmallGrad) weight().grad[1] *= 1.01;
     if constexpr (bug == Bug::AccumulatesParamGrad) {
       bool first = false;
       for (index_t i = 0; i < saved_grad.numel(); ++i) first = first || std::isnan(saved_grad[i]);
@@ -33,11 +34,12 @@ class Buggy : public test::ChannelScale<double> {
 };
 
 template <Bug bug>
-testing::GradCheckResult check() {
+testing::GradCheckResult check(double input_scale = 1.0) {
   manual_seed(1);
   Buggy<bug> layer(3);
   testing::GradCheckOptions o;
   o.input_probes = 1000;  // every input entry
+  o.input_scale = input_scale;
   return testing::check_gradients(layer, Shape{2, 3, 2, 2}, o);
 }
 }  // namespace
@@ -47,6 +49,15 @@ TEST_CASE("gradient check passes a correct layer") {
   INFO(r.report);
   CHECK(r.ok);
   CHECK(r.checked == 24 + 6);
+  CHECK(r.directions == 3 * 2);  // input, weight and bias, two random directions each
+}
+TEST_CASE("gradient check catches a 1% error in a gradient of size 1e-6 (errors relative to the tensor's scale)") {
+  // With inputs ~1e-6 the weight gradients are ~1e-6: an absolute error criterion below 1
+  // (|a - n| <= 1e-5) could never see this; the tensor-relative one must.
+  CHECK(check<Bug::None>(1e-6).ok);
+  auto r = check<Bug::SlightlyWrongSmallGrad>(1e-6);
+  CHECK_FALSE(r.ok);
+  CHECK(r.report.find("weight") != std::string::npos);
 }
 TEST_CASE("gradient check catches dx assigned instead of accumulated") {
   auto r = check<Bug::AssignsDx>();

@@ -1,9 +1,11 @@
-// The float GEMM (kernels/sgemm_avx512.hpp on AVX-512 builds, behind blas::gemm): every
+// The float GEMM (cpu/sgemm_avx512.hpp on AVX-512 processors, behind blas::gemm): every
 // transpose, alpha and beta, edge tiles, padded leading dimensions, several cache blocks and
 // the split over threads, against a double-precision product with an elementwise bound.
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <cmath>
+#include <mutex>
 #include <limits>
 #include <vector>
 
@@ -93,32 +95,104 @@ TEST_CASE("sgemm: products split over threads (outside a parallel region) match"
   check_problem(make_problem(rng, true, false, 40, 397, 150, 1.0f, 0.5f), run_blas);
 }
 
-#if defined(GCNET_HAVE_SGEMM_AVX512)
-TEST_CASE("sgemm: several k, m and n cache blocks, both inner loop orders") {
+// The thread split itself (blas::detail::split_over_threads, behind blas::gemm's own GEMM and
+// gemm_across_threads): which blocks it makes, on which threads, and when it declines. A product
+// that only checked the result could not tell whether the split ran.
+TEST_CASE("gemm thread split: disjoint aligned blocks on distinct threads, declined when it must be") {
+  const int saved = omp_get_max_threads();
+  omp_set_num_threads(2);
+  struct Call {
+    index_t rows, cols, c_offset;
+    int thread;
+  };
+  for (const bool tall : {true, false}) {
+    CAPTURE(tall);
+    Rng rng(21);
+    Problem p = make_problem(rng, false, false, tall ? 301 : 40, tall ? 45 : 397, 160, 1.0f, 0.0f);
+    std::vector<Call> calls;
+    std::mutex mutex;
+    auto product = [&](index_t rows, index_t cols, const float* a, const float* b, float* c) {
+      {
+        std::lock_guard<std::mutex> lock(mutex);
+        calls.push_back({rows, cols, c - p.c.data(), omp_get_thread_num()});
+      }
+      blas::gemm(Cpu{}, blas::Op::N, blas::Op::N, rows, cols, p.k, p.alpha, a, p.lda, b, p.ldb, p.beta, c, p.ldc);
+    };
+    const bool split = blas::detail::split_over_threads(blas::Op::N, blas::Op::N, p.m, p.n, p.k, p.a.data(), p.lda,
+                                                        p.b.data(), p.ldb, p.c.data(), p.ldc, 16, 32, 1e6, product);
+    REQUIRE(split);
+    REQUIRE(calls.size() == 2);
+    CHECK(calls[0].thread != calls[1].thread);
+    // The blocks tile C exactly: rows (tall) or columns (wide), the inner edge on an aligned index.
+    std::sort(calls.begin(), calls.end(), [](const Call& x, const Call& y) { return x.c_offset < y.c_offset; });
+    if (tall) {
+      CHECK(calls[0].c_offset == 0);
+      CHECK(calls[0].rows % 16 == 0);
+      CHECK(calls[1].c_offset == calls[0].rows * p.ldc);
+      CHECK(calls[0].rows + calls[1].rows == p.m);
+      CHECK((calls[0].cols == p.n && calls[1].cols == p.n));
+    } else {
+      CHECK(calls[0].c_offset == 0);
+      CHECK(calls[0].cols % 32 == 0);
+      CHECK(calls[1].c_offset == calls[0].cols);
+      CHECK(calls[0].cols + calls[1].cols == p.n);
+      CHECK((calls[0].rows == p.m && calls[1].rows == p.m));
+    }
+    check_problem(p, [](Problem&) {});  // the blocks computed the whole product
+    // Declined: below the flop threshold, and inside a parallel region (nested regions are serial).
+    calls.clear();
+    CHECK_FALSE(blas::detail::split_over_threads(blas::Op::N, blas::Op::N, p.m, p.n, p.k, p.a.data(), p.lda,
+                                                 p.b.data(), p.ldb, p.c.data(), p.ldc, 16, 32, 1e12, product));
+    bool inside = true;
+#pragma omp parallel num_threads(2)
+    {
+#pragma omp single
+      inside = blas::detail::split_over_threads(blas::Op::N, blas::Op::N, p.m, p.n, p.k, p.a.data(), p.lda,
+                                                p.b.data(), p.ldb, p.c.data(), p.ldc, 16, 32, 1e6, product);
+    }
+    CHECK_FALSE(inside);
+    CHECK(calls.empty());
+  }
+  omp_set_num_threads(saved);
+}
+
+// The AVX-512 kernel itself, where the processor runs it (elsewhere it is only compiled, and
+// blas::gemm above took Eigen's product).
+#if GCNET_CPU_AVX512_KERNELS
+namespace sgemm = cpu::isa_avx512::sgemm;
+
+TEST_CASE("sgemm: several k, m and n cache blocks, both inner loop orders" *
+          doctest::skip(cpu::detected_isa() != cpu::Isa::Avx512)) {
   Rng rng(13);
   for (bool a_in_l1 : {false, true})
     for (int ta = 0; ta < 2; ++ta)
       for (int tb = 0; tb < 2; ++tb) {
-        const blas::sgemm::Blocking blk{.kc = 7, .mc = 24, .nc = 64, .a_panel_in_l1 = a_in_l1};
+        const sgemm::Blocking blk{.kc = 7, .mc = 24, .nc = 64, .a_panel_in_l1 = a_in_l1};
         check_problem(make_problem(rng, ta, tb, 53, 150, 23, 1.0f, ta ? 0.0f : 2.0f), [&](Problem& p) {
-          blas::sgemm::gemm(p.ta, p.tb, p.m, p.n, p.k, p.alpha, p.a.data(), p.lda, p.b.data(), p.ldb, p.beta,
-                            p.c.data(), p.ldc, blk);
+          sgemm::gemm(p.ta, p.tb, p.m, p.n, p.k, p.alpha, p.a.data(), p.lda, p.b.data(), p.ldb, p.beta, p.c.data(),
+                      p.ldc, blk);
         });
       }
 }
 
-TEST_CASE("sgemm: the 16 x 16 in-register transpose") {
-  float in[256], out[256];
-  for (int i = 0; i < 256; ++i) in[i] = static_cast<float>(i);
+namespace {
+GCNET_CPU_AVX512_BEGIN
+void transpose16_of(const float* in, float* out) {
   __m512 r[16];
   for (int i = 0; i < 16; ++i) r[i] = _mm512_loadu_ps(in + 16 * i);
-  blas::sgemm::transpose16(r);
+  sgemm::transpose16(r);
   for (int i = 0; i < 16; ++i) _mm512_storeu_ps(out + 16 * i, r[i]);
+}
+GCNET_CPU_AVX512_END
+}  // namespace
+
+TEST_CASE("sgemm: the 16 x 16 in-register transpose" * doctest::skip(cpu::detected_isa() != cpu::Isa::Avx512)) {
+  float in[256], out[256];
+  for (int i = 0; i < 256; ++i) in[i] = static_cast<float>(i);
+  transpose16_of(in, out);
   int bad = 0;
   for (int i = 0; i < 16; ++i)
     for (int j = 0; j < 16; ++j) bad += out[16 * i + j] != in[16 * j + i];
   CHECK(bad == 0);
 }
-#else
-TEST_CASE("sgemm: AVX-512 kernel" * doctest::skip()) {}
 #endif

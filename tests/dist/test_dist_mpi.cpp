@@ -162,7 +162,7 @@ TEST_CASE("SyncBatchNorm2d over ranks equals BatchNorm2d on the concatenated bat
   for (const auto& sizes : scenarios(world().size())) check_sync_bn_equals_bn<float>({.channels = 4}, sizes, 1e-5);
 }
 
-TEST_CASE("SyncBatchNorm2d parity with PyTorch (float32; fixture tools/fixtures/sync_batch_norm.py)") {
+TEST_CASE("SyncBatchNorm2d parity with PyTorch (float32, fixture tools/fixtures/sync_batch_norm.py)") {
   dist::CommunicatorRef comm = world();
   const int r = comm.rank(), K = comm.size();
   const io::SafetensorsReader f(GCNET_FIXTURE_DIR "/sync_batch_norm.safetensors");
@@ -314,6 +314,9 @@ void check_data_parallel_step(Make make, MakeRef make_ref) {
   sgd_step(ref, x, target, nullptr);
 
   Net net = make(1234 + static_cast<std::uint64_t>(r));  // different start per rank: the broadcast fixes it
+  Context ctx;
+  ctx.communicator = comm;  // SyncBatchNorm2d's process group
+  bind_context(net, ctx);
   dist::DataParallel<float> dp(comm);
   dp.broadcast_state(net);
   RefNet start = make_ref(1234);
@@ -374,7 +377,7 @@ struct TrainRun {
 
 }  // namespace
 
-TEST_CASE("Trainer under mpirun: data-parallel run equals the single-process run; only rank 0 writes") {
+TEST_CASE("Trainer under mpirun: data-parallel run equals the single-process run, only rank 0 writes") {
   dist::CommunicatorRef comm = world();
   const int r = comm.rank(), K = comm.size();
   if (6 % K != 0) {  // the global batch of 6 must split evenly

@@ -1,15 +1,15 @@
 #pragma once
-// Shared by test_gc_block / test_se_layer / test_simplified_nl: builds the block a fixture
-// case describes (tools/fixtures/blocks.py metadata) and runs the PyTorch parity on it, with the
-// forward path given (blocks::ForwardPath; Auto unless a test pins one); and the random
-// parameters the blocks' gradient checks start from.
+// Shared by test_gc_block / test_se_layer / test_simplified_nl / test_global_context_paths:
+// the options of the block a fixture case describes (tools/fixtures/blocks.py metadata), built
+// at run time as the one GlobalContextBlock type whatever the variant; the PyTorch parity and
+// float32 fidelity on it, with the forward path given (cpu::ForwardPath; Auto unless a test pins
+// one); and the random parameters the blocks' gradient checks start from.
 #include <cmath>
 #include <cstdint>
 #include <string>
 
-#include "gcnet/blocks/gc_block.hpp"
-#include "gcnet/blocks/se_layer.hpp"
-#include "gcnet/blocks/simplified_nl.hpp"
+#include "float32_fidelity.hpp"
+#include "gcnet/blocks/global_context.hpp"
 #include "gcnet/core/layer.hpp"
 #include "gcnet/core/rng.hpp"
 #include "gcnet/testing/parity.hpp"
@@ -28,46 +28,33 @@ void randomize_parameters(L& layer, std::uint64_t seed) {
   }
 }
 
-template <class Ratio>
-testing::ParityResult gc_parity_with_ratio(const io::SafetensorsReader& f, const std::string& c,
-                                           blocks::ForwardPath path) {
-  const Pooling pooling = f.meta(c + ".pooling") == "att" ? Pooling::Attention : Pooling::Average;
+// The block of case `c`: GC (ratio 1/ratio_den, pooling att|avg, fusion add|mul|muladd), SE
+// (ratio) or SNL, as GlobalContextOptions.
+inline GlobalContextOptions case_options(const io::SafetensorsReader& f, const std::string& c) {
+  const std::string block = f.meta(c + ".block");
   const index_t ch = f.meta_int(c + ".channels");
+  if (block == "se") return se_options(ch, f.meta_int(c + ".ratio"));
+  if (block == "snl") return snl_options(ch);
+  GCNET_CHECK(block == "gc", f.path(), ": unknown block '", block, "' in case ", c);
   const std::string fusion = f.meta(c + ".fusion");
-  if (fusion == "add") {
-    GCBlock<Ratio, fusion::Add> b(ch, pooling);
-    b.set_forward_path(path);
-    return testing::run_parity(b, f, c);
-  }
-  if (fusion == "mul") {
-    GCBlock<Ratio, fusion::Mul> b(ch, pooling);
-    b.set_forward_path(path);
-    return testing::run_parity(b, f, c);
-  }
-  GCBlock<Ratio, fusion::MulAdd> b(ch, pooling);
+  return gc_options(ch, {1, f.meta_int(c + ".ratio_den")},
+                    f.meta(c + ".pooling") == "att" ? Pooling::Attention : Pooling::Average,
+                    fusion == "add" ? Fusion::Add : fusion == "mul" ? Fusion::Mul : Fusion::MulAdd);
+}
+
+inline testing::ParityResult block_parity(const io::SafetensorsReader& f, const std::string& c,
+                                          cpu::ForwardPath path = cpu::ForwardPath::Auto) {
+  GlobalContextBlock<float> b(case_options(f, c));
   b.set_forward_path(path);
   return testing::run_parity(b, f, c);
 }
 
-inline testing::ParityResult block_parity(const io::SafetensorsReader& f, const std::string& c,
-                                          blocks::ForwardPath path = blocks::ForwardPath::Auto) {
-  const std::string block = f.meta(c + ".block");
-  const index_t ch = f.meta_int(c + ".channels");
-  if (block == "gc") {
-    const auto den = f.meta_int(c + ".ratio_den");
-    if (den == 4) return gc_parity_with_ratio<std::ratio<1, 4>>(f, c, path);
-    GCNET_CHECK(den == 16, f.path(), ": unsupported GC ratio 1/", den, " in case ", c);
-    return gc_parity_with_ratio<std::ratio<1, 16>>(f, c, path);
-  }
-  if (block == "se") {
-    SELayer<float> b(ch, f.meta_int(c + ".ratio"));
-    b.set_forward_path(path);
-    return testing::run_parity(b, f, c);
-  }
-  GCNET_CHECK(block == "snl", f.path(), ": unknown block '", block, "' in case ", c);
-  SimplifiedNL<float> b(ch);
+// conv_mask.bias's gradient is exactly 0 (a softmax is shift invariant); gcnet writes 0.
+inline FidelityResult block_fidelity(const io::SafetensorsReader& f, const std::string& c,
+                                     cpu::ForwardPath path = cpu::ForwardPath::Auto) {
+  GlobalContextBlock<float> b(case_options(f, c));
   b.set_forward_path(path);
-  return testing::run_parity(b, f, c);
+  return float32_fidelity(b, f, c);
 }
 
 }  // namespace gcnet::test

@@ -1,8 +1,13 @@
 // ReLU and Sigmoid: PyTorch parity, gradient checks, and empty-input errors.
 #include <doctest/doctest.h>
 
+#include <cmath>
+#include <limits>
+#include <vector>
+
 #include "gcnet/layers/relu.hpp"
 #include "gcnet/layers/sigmoid.hpp"
+#include "gcnet/kernels/elementwise.hpp"
 #include "gcnet/testing/gradient_check.hpp"
 #include "gcnet/testing/parity.hpp"
 
@@ -57,4 +62,28 @@ TEST_CASE("ReLU and Sigmoid: empty inputs are clear errors") {
   Sigmoid<float> sig;
   CHECK_THROWS_WITH_AS(relu.setup(Shape{2, 0, 3}), doctest::Contains("ReLU: input shape [2, 0, 3] is empty"), Error);
   CHECK_THROWS_WITH_AS(sig.setup(Shape{0}), doctest::Contains("Sigmoid: input shape [0] is empty"), Error);
+}
+
+// Issue 14, finding 5: ReLU(NaN) was 0, so a NaN input never reached the loss (which stops
+// training) while backward wrote NaN into the weights. PyTorch: relu(NaN) = NaN, and
+// threshold_backward zeroes the gradient only where the output is <= 0.
+TEST_CASE("ReLU propagates NaN as PyTorch does, forward and backward") {
+  const float nan = std::numeric_limits<float>::quiet_NaN(), inf = std::numeric_limits<float>::infinity();
+  const std::vector<float> in = {nan, -1.0f, 2.0f, -0.0f, 0.0f, inf, -inf};
+  Tensor<float> x(Shape{1, 7}), y, dy = full<float>(Shape{1, 7}, 1.0f), dx = zeros<float>(Shape{1, 7});
+  for (index_t i = 0; i < 7; ++i) x[i] = in[static_cast<std::size_t>(i)];
+  ReLU<float> relu;
+  relu.forward(x, y);
+  CHECK(std::isnan(y[0]));
+  const std::vector<float> want = {0.0f, 2.0f, 0.0f, 0.0f, inf, 0.0f};
+  for (index_t i = 1; i < 7; ++i) CHECK(y[i] == want[static_cast<std::size_t>(i - 1)]);
+  relu.backward(x, y, dy, dx);
+  const std::vector<float> grad = {1, 0, 1, 0, 0, 1, 0};
+  for (index_t i = 0; i < 7; ++i) CHECK(dx[i] == grad[static_cast<std::size_t>(i)]);
+  // Large tensors take the multi-threaded path: the same there.
+  Tensor<float> big = full<float>(Shape{1 << 18}, -1.0f), ybig;
+  big[12345] = nan;
+  relu.forward(big, ybig);
+  CHECK(std::isnan(ybig[12345]));
+  CHECK(ybig[12344] == 0.0f);
 }

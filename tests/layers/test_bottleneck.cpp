@@ -1,15 +1,19 @@
-// The ResNet Bottleneck as a composition of layers: mmdet names, PyTorch parity, gradients,
-// and the errors of compositions that do not fit.
+// The ResNet Bottleneck two ways: ResBottleneck (models/res_block.hpp, what the backbones use)
+// and the same block composed of layers with Seq and Residual (models/composed_bottleneck.hpp):
+// mmdet names, PyTorch parity of both on one fixture, gradients, and the errors of compositions
+// that do not fit.
 #include <doctest/doctest.h>
 
-#include "gcnet/models/bottleneck.hpp"
+#include "gcnet/layers/batch_norm2d.hpp"
+#include "gcnet/models/composed_bottleneck.hpp"
+#include "gcnet/models/res_block.hpp"
 #include "gcnet/testing/gradient_check.hpp"
 #include "gcnet/testing/parity.hpp"
 
 using namespace gcnet;
 
 TEST_CASE("Bottleneck: state-dict names are mmdet's") {
-  auto block = make_bottleneck_down(64, 64, 2);
+  auto block = make_composed_bottleneck_down(64, 64, 2);
   std::vector<std::string> params, buffers;
   for (auto& [n, p] : named_parameters(block)) params.push_back(n);
   for (auto& [n, b] : named_buffers(block)) buffers.push_back(n);
@@ -21,16 +25,33 @@ TEST_CASE("Bottleneck: state-dict names are mmdet's") {
   CHECK(block.setup(Shape{2, 64, 56, 56}) == Shape{2, 256, 28, 28});
 }
 
-TEST_CASE("Bottleneck: PyTorch parity (torchvision Bottleneck, train and eval)") {
+TEST_CASE("ResBottleneck: PyTorch parity (torchvision Bottleneck, train, and eval with the norms folded)") {
   io::SafetensorsReader f(GCNET_FIXTURE_DIR "/bottleneck.safetensors");
+  using Block = ResBottleneck<BatchNorm2d<>, Conv2d<>>;
   {
-    auto block = make_bottleneck_down(8, 4, 2);
+    Block block({.inplanes = 8, .planes = 4, .width = 4, .stride = 2, .downsample = true});
     auto r = testing::run_parity(block, f, "down_train");
     INFO(r.report);
     CHECK(r.ok);
   }
   {
-    auto block = make_bottleneck(16, 4);
+    Block block({.inplanes = 16, .planes = 4, .width = 4});
+    auto r = testing::run_parity(block, f, "identity_eval");
+    INFO(r.report);
+    CHECK(r.ok);
+  }
+}
+
+TEST_CASE("Bottleneck composed of layers: PyTorch parity (torchvision Bottleneck, train and eval)") {
+  io::SafetensorsReader f(GCNET_FIXTURE_DIR "/bottleneck.safetensors");
+  {
+    auto block = make_composed_bottleneck_down(8, 4, 2);
+    auto r = testing::run_parity(block, f, "down_train");
+    INFO(r.report);
+    CHECK(r.ok);
+  }
+  {
+    auto block = make_composed_bottleneck(16, 4);
     auto r = testing::run_parity(block, f, "identity_eval");
     INFO(r.report);
     CHECK(r.ok);
@@ -39,7 +60,7 @@ TEST_CASE("Bottleneck: PyTorch parity (torchvision Bottleneck, train and eval)")
 
 TEST_CASE("Bottleneck: gradient check (double), train mode") {
   manual_seed(3);
-  auto block = make_bottleneck_down<double>(4, 2, 2);
+  auto block = make_composed_bottleneck_down<double>(4, 2, 2);
   testing::GradCheckOptions o;
   o.input_probes = 30;
   o.param_probes = 4;
@@ -65,13 +86,5 @@ TEST_CASE("Seq of Conv2d and BatchNorm2d that do not fit: the error names both l
                        doctest::Contains("Seq element 0 'conv1' (Conv2d(3, 16, kernel=3x3, stride=1, padding=1)) given "
                                          "input of shape [2, 4, 8, 8]"),
                        Error);
-  CHECK_THROWS_WITH_AS(make_bottleneck(64, 64), doctest::Contains("needs inplanes == 4 * planes"), Error);
+  CHECK_THROWS_WITH_AS(make_composed_bottleneck(64, 64), doctest::Contains("needs inplanes == 4 * planes"), Error);
 }
-
-// The README's type expression is the library's Bottleneck type.
-namespace readme {
-using namespace gcnet;
-using Body = Seq<Conv2d<>, BatchNorm2d<>, ReLU<>, Conv2d<>, BatchNorm2d<>, ReLU<>, Conv2d<>, BatchNorm2d<>>;
-using BottleneckDown = Seq<Residual<Body, Seq<Conv2d<>, BatchNorm2d<>>>, ReLU<>>;
-static_assert(std::is_same_v<BottleneckDown, gcnet::BottleneckDown<>>);
-}  // namespace readme

@@ -12,7 +12,7 @@
 #include <fstream>
 
 #include "gcnet/io/checkpoint.hpp"
-#include "gcnet/models/bottleneck.hpp"
+#include "gcnet/models/composed_bottleneck.hpp"
 #include "gcnet/optim/sgd.hpp"
 #include "gcnet/testing/parity.hpp"
 
@@ -47,8 +47,8 @@ void train_step(Net& net, Sgd<float>& opt, std::uint64_t seed) {
   opt.step();
 }
 
-using Block = BottleneckDown<float>;
-Block make_block() { return make_bottleneck_down<float>(8, 4, 2); }
+using Block = ComposedBottleneckDown<float>;
+Block make_block() { return make_composed_bottleneck_down<float>(8, 4, 2); }
 
 // All model tensors (parameters and buffers) by name, as host copies.
 std::map<std::string, Tensor<float, Cpu>> snapshot(Block& b) {
@@ -223,7 +223,7 @@ TEST_CASE("checkpoint: truncated, wrong-shaped, corrupt header and missing files
   auto net = make_block();
 
   const std::string truncated = (dir / "truncated.safetensors").string();
-  spit(truncated, bytes.substr(0, bytes.size() / 2));
+  spit(truncated, bytes.substr(0, bytes.size() - 64));  // cut inside the last tensors' data
   CHECK_THROWS_WITH_AS(io::load_checkpoint(truncated, net, nullptr), has(truncated + ": tensor '"), Error);
   CHECK_THROWS_WITH_AS(io::load_checkpoint(truncated, net, nullptr), doctest::Contains("file truncated?"), Error);
 
@@ -238,7 +238,7 @@ TEST_CASE("checkpoint: truncated, wrong-shaped, corrupt header and missing files
   const std::string wrong = (dir / "wrong_shape.safetensors").string();
   {
     manual_seed(3);
-    auto other = make_bottleneck_down<float>(8, 8, 2);  // planes 8 instead of 4
+    auto other = make_composed_bottleneck_down<float>(8, 8, 2);  // planes 8 instead of 4
     io::save_checkpoint(wrong, other, nullptr);
   }
   CHECK_THROWS_WITH_AS(io::load_checkpoint(wrong, net, nullptr),
@@ -258,7 +258,7 @@ TEST_CASE("checkpoint: a save that fails mid-write keeps the previous checkpoint
   save_trained(path);
   const std::string before = slurp(path);
   manual_seed(8);
-  auto big = make_bottleneck_down<float>(64, 64, 1);  // ~300 KB of tensors
+  auto big = make_composed_bottleneck_down<float>(64, 64, 1);  // ~300 KB of tensors
   // A real I/O failure: a file-size limit makes write() fail with EFBIG part way.
   std::signal(SIGXFSZ, SIG_IGN);
   rlimit old{};
@@ -293,7 +293,7 @@ TEST_CASE("checkpoint: converted PyTorch Bottleneck (driven by tools/convert_che
   const fs::path dir(dir_env);
   io::SafetensorsReader io_ref((dir / "io.safetensors").string());
   const auto in = io_ref.tensor<float>("x");
-  auto block = make_bottleneck_down<float>(in.size(1), io_ref.meta_int("planes"), io_ref.meta_int("stride"));
+  auto block = make_composed_bottleneck_down<float>(in.size(1), io_ref.meta_int("planes"), io_ref.meta_int("stride"));
   const auto r = io::load_checkpoint((dir / "converted.safetensors").string(), block, nullptr);
   CHECK(r.complete());
   CHECK(r.meta_int("iter") == io_ref.meta_int("iter"));

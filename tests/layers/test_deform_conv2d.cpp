@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "float32_fidelity.hpp"
 #include "gcnet/layers/conv2d.hpp"
 #include "gcnet/layers/deform_conv2d.hpp"
 #include "gcnet/layers/deform_conv2d_pack.hpp"
@@ -106,6 +107,49 @@ TEST_CASE("DeformConv2d / ModulatedDeformConv2d: parity with torchvision.ops.def
     if (o.bias) r.add(c + ".dbias", testing::relative_error(e.bias()->grad, f.tensor<double>(c + ".dbias")), 1e-4);
     INFO(c << ": " << e.describe() << "\n" << r.report);
     CHECK(r.ok);
+  }
+}
+
+TEST_CASE("Deformable convolution: float32 error at or below PyTorch's float32 error (both against float64)") {
+  io::SafetensorsReader f(GCNET_FIXTURE_DIR "/deform_conv.safetensors");
+  for (const auto& c : split_csv(f.meta("all.op_cases"))) {
+    const bool modulated = f.meta(c + ".modulated") == "1";
+    const auto o = fixture_options(f, c);
+    AnyDeformConv<float> op(o, modulated);
+    auto& e = op.engine();
+    e.weight().value = f.tensor<float>(c + ".weight");
+    if (o.bias) e.bias()->value = f.tensor<float>(c + ".bias");
+    const auto x = f.tensor<float>(c + ".x"), off = f.tensor<float>(c + ".offset");
+    const auto mask = modulated ? f.tensor<float>(c + ".mask") : Tensor<float>();
+    auto y = nan_tensor<float>(f.tensor<double>(c + ".y").shape());
+    op.forward(x, off, mask, y);
+    auto dx = zeros<float>(x.shape()), doff = zeros<float>(off.shape());
+    auto dmask = modulated ? zeros<float>(mask.shape()) : Tensor<float>();
+    op.backward(x, off, mask, y, f.tensor<float>(c + ".dy"), dx, doff, dmask);
+    test::FidelityResult r;
+    r.add(f, c + ".y", y);
+    r.add(f, c + ".dx", dx);
+    r.add(f, c + ".doffset", doff);
+    r.add(f, c + ".dweight", e.weight().grad);
+    if (modulated) r.add(f, c + ".dmask", dmask);
+    if (o.bias) r.add(f, c + ".dbias", e.bias()->grad);
+    INFO(c << ": " << e.describe() << "\n" << r.report);
+    CHECK(r.ok);
+    CHECK(r.compared == 4 + int(modulated) + int(o.bias));
+  }
+  for (const auto& c : split_csv(f.meta("all.pack_cases"))) {
+    const auto o = fixture_options(f, c);
+    test::FidelityResult r;
+    if (f.meta(c + ".modulated") == "1") {
+      ModulatedDeformConv2dPack<float> pack(o);
+      r = test::float32_fidelity(pack, f, c);
+    } else {
+      DeformConv2dPack<float> pack(o);
+      r = test::float32_fidelity(pack, f, c);
+    }
+    INFO(c << "\n" << r.report);
+    CHECK(r.ok);
+    CHECK(r.compared >= 4);
   }
 }
 

@@ -1,7 +1,7 @@
-// GlobalContext's two CPU forwards (blocks::ForwardPath): the single parallel region and the
-// stepwise one. Both must give the same output and leave the same state for backward, for GC,
-// SE and the simplified NL, at team sizes 1, 2 and 3 (unequal shares, members with no channels),
-// down to H*W = 1. The single region pools by images when the batch is a multiple of the team
+// GlobalContextBlock's two forwards on the CPU (cpu::ForwardPath): the CPU fast path, one
+// parallel region (cpu/global_context_team.hpp), and the backend-generic one. Both must give the
+// same output and leave the same state for the (generic) backward, for GC, SE and the simplified
+// NL, at team sizes 1, 2 and 3 (unequal shares, members with no channels), down to H*W = 1. The single region pools by images when the batch is a multiple of the team
 // (batch 2 and 4 on two threads, 3 on three, any on one) and by channels otherwise (batch 1 and 3
 // on two threads, 1, 2 and 4 on three): both splits are covered.
 #include <doctest/doctest.h>
@@ -18,7 +18,7 @@
 #include "support/layer_testing.hpp"
 
 using namespace gcnet;
-using blocks::ForwardPath;
+using cpu::ForwardPath;
 
 namespace {
 
@@ -60,13 +60,13 @@ void check_paths_agree(L& block, const Shape& shape, double tolerance) {
   const auto x = test::random_tensor<T>(shape, 21), dy = test::random_tensor<T>(shape, 22);
   for (int threads : {1, 2, 3}) {
     test::with_threads(threads, [&] {
-      const auto stepwise = forward_backward(block, ForwardPath::Stepwise, x, dy);
+      const auto generic = forward_backward(block, ForwardPath::Generic, x, dy);
       const auto single = forward_backward(block, ForwardPath::SingleRegion, x, dy);
       INFO(block.describe() << " on " << shape.str() << ", " << threads << " thread(s)");
-      CHECK(relative_diff(stepwise.y, x) > 1e-3);  // the block does change x
-      CHECK(relative_diff(single.y, stepwise.y) <= tolerance);
-      CHECK(relative_diff(single.dx, stepwise.dx) <= tolerance);
-      REQUIRE(single.grads.size() == stepwise.grads.size());
+      CHECK(relative_diff(generic.y, x) > 1e-3);  // the block does change x
+      CHECK(relative_diff(single.y, generic.y) <= tolerance);
+      CHECK(relative_diff(single.dx, generic.dx) <= tolerance);
+      REQUIRE(single.grads.size() == generic.grads.size());
       for (std::size_t i = 0; i < single.grads.size(); ++i) {
         INFO("parameter " << single.names[i]);
         if (shape.h() * shape.w() == 1 && single.names[i] == "conv_mask.weight") {
@@ -74,10 +74,10 @@ void check_paths_agree(L& block, const Shape& shape, double tolerance) {
           // rounding on both paths, so only its size is compared.
           const auto zero = zeros<T>(single.grads[i].shape());
           CHECK(test::max_abs_diff(single.grads[i], zero) <= 1e-5);
-          CHECK(test::max_abs_diff(stepwise.grads[i], zero) <= 1e-5);
+          CHECK(test::max_abs_diff(generic.grads[i], zero) <= 1e-5);
           continue;
         }
-        CHECK(relative_diff(single.grads[i], stepwise.grads[i]) <= tolerance);
+        CHECK(relative_diff(single.grads[i], generic.grads[i]) <= tolerance);
       }
     });
   }
@@ -112,13 +112,13 @@ void check_every_block() {
 
 }  // namespace
 
-TEST_CASE("GlobalContext forward paths agree: float (GC every fusion and pooling, SE, SNL)") {
+TEST_CASE("GlobalContextBlock forward paths agree: float (GC every fusion and pooling, SE, SNL)") {
   check_every_block<float, 2e-5>();
 }
 
-TEST_CASE("GlobalContext forward paths agree: double") { check_every_block<double, 1e-12>(); }
+TEST_CASE("GlobalContextBlock forward paths agree: double") { check_every_block<double, 1e-12>(); }
 
-TEST_CASE("GlobalContext forward paths agree at ResNet widths (several 16-row blocks per member)") {
+TEST_CASE("GlobalContextBlock forward paths agree at ResNet widths (several 16-row blocks per member)") {
   GCBlock<std::ratio<1, 16>, fusion::MulAdd> gc(512);
   check_paths_agree(gc, Shape{3, 512, 3, 3}, 2e-5);
   SELayer<float> se(272, 16);
@@ -127,8 +127,8 @@ TEST_CASE("GlobalContext forward paths agree at ResNet widths (several 16-row bl
   check_paths_agree(snl, Shape{2, 136, 4, 4}, 2e-5);
 }
 
-TEST_CASE("GlobalContext: gradients with each forward path pinned") {
-  for (ForwardPath path : {ForwardPath::SingleRegion, ForwardPath::Stepwise}) {
+TEST_CASE("GlobalContextBlock: gradients with each forward path pinned") {
+  for (ForwardPath path : {ForwardPath::SingleRegion, ForwardPath::Generic}) {
     for (int threads : {1, 2}) {
       test::with_threads(threads, [&] {
         GCBlock<std::ratio<1, 4>, fusion::MulAdd, double> gc(40);
@@ -154,12 +154,12 @@ TEST_CASE("GlobalContext: gradients with each forward path pinned") {
   }
 }
 
-TEST_CASE("GlobalContext: PyTorch parity with each forward path pinned") {
+TEST_CASE("GlobalContextBlock: PyTorch parity with each forward path pinned") {
   for (const char* file :
        {"/blocks_gc.safetensors", "/blocks_gc_c256.safetensors", "/blocks_se.safetensors", "/blocks_snl.safetensors"}) {
     const io::SafetensorsReader f(std::string(GCNET_FIXTURE_DIR) + file);
     for (const auto& c : test::split_csv(f.meta("cases")))
-      for (ForwardPath path : {ForwardPath::SingleRegion, ForwardPath::Stepwise}) {
+      for (ForwardPath path : {ForwardPath::SingleRegion, ForwardPath::Generic}) {
         auto r = test::block_parity(f, c, path);
         INFO(c << ", path " << int(path) << "\n" << r.report);
         CHECK(r.ok);
@@ -168,7 +168,7 @@ TEST_CASE("GlobalContext: PyTorch parity with each forward path pinned") {
 }
 
 #if defined(_OPENMP)
-TEST_CASE("GlobalContext: the single-region forward inside a parallel region runs serially") {
+TEST_CASE("GlobalContextBlock: the single-region forward inside a parallel region runs serially") {
   // One block per thread of an outer region: each forward must not reach the outer region's
   // barriers (it runs as a team of one) and must give what it gives outside.
   const Shape shape{2, 40, 6, 5};
@@ -181,7 +181,7 @@ TEST_CASE("GlobalContext: the single-region forward inside a parallel region run
     blocks.back().set_forward_path(ForwardPath::SingleRegion);
   }
   Tensor<float> reference;
-  blocks[0].set_forward_path(ForwardPath::Stepwise);
+  blocks[0].set_forward_path(ForwardPath::Generic);
   blocks[0].forward(x, reference);
   blocks[0].set_forward_path(ForwardPath::SingleRegion);
   std::vector<Tensor<float>> ys(2);
@@ -195,7 +195,7 @@ TEST_CASE("GlobalContext: the single-region forward inside a parallel region run
 }
 #endif
 
-TEST_CASE("GlobalContext: the single-region forward validates its input like the stepwise one") {
+TEST_CASE("GlobalContextBlock: the single-region forward validates its input like the generic one") {
   GCBlock<std::ratio<1, 16>> gc(32);
   gc.set_forward_path(ForwardPath::SingleRegion);
   Tensor<float> y;

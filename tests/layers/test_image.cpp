@@ -107,7 +107,7 @@ std::vector<std::uint8_t> pack_row(const std::vector<int>& v, int depth) {
 }
 }  // namespace
 
-TEST_CASE("write_png -> read_image round trips gray and RGB exactly; RGBA drops alpha") {
+TEST_CASE("write_png -> read_image round trips gray and RGB exactly, RGBA drops alpha") {
   for (index_t c : {1, 3}) {
     const Image img = random_image(7, 11, c, 10 + static_cast<std::uint64_t>(c));
     const std::string path = tmp("rt" + std::to_string(c) + ".png");
@@ -195,7 +195,9 @@ TEST_CASE("image errors name the file and the problem") {
     for (std::size_t i = 41 + 2; i < bad.size() - 20; ++i) bad[i] = static_cast<std::uint8_t>(i * 31);
     const std::string path = tmp("garbage.png");
     write_bytes(path, bad);
-    CHECK_THROWS_WITH_AS(read_image(path), has(path + ": cannot decode image"), gcnet::Error);
+    // The IDAT chunk's CRC no longer matches: caught before stb decodes anything.
+    CHECK_THROWS_WITH_AS(read_image(path), has(path + ": corrupt PNG (chunk 'IDAT' at byte 33 fails its CRC-32 check"),
+                         gcnet::Error);
   }
   SUBCASE("16-bit PNG") {
     std::vector<std::vector<std::uint8_t>> rows(3, std::vector<std::uint8_t>(8, 0x5A));
@@ -245,4 +247,25 @@ TEST_CASE("read_image decodes a JPEG (stb_image_write's encoder) to the right si
   double err = 0;
   for (std::size_t i = 0; i < img.pixels.size(); ++i) err = std::max(err, std::abs(double(back.pixels[i]) - img.pixels[i]));
   CHECK(err < 24);
+}
+
+TEST_CASE("max_image_pixels: configurable, checked from the header by read_image and read_label_png") {
+  CHECK(max_image_pixels() == kDefaultMaxImagePixels);
+  struct Restore {
+    ~Restore() { set_max_image_pixels(kDefaultMaxImagePixels); }
+  } restore;
+  const std::string png = tmp("limit.png"), jpg = tmp("limit.jpg");
+  write_png(png, random_image(16, 12, 1, 3));
+  const Image rgb = random_image(16, 12, 3, 4);
+  REQUIRE(stbi_write_jpg(jpg.c_str(), 12, 16, 3, rgb.pixels.data(), 90));
+  set_max_image_pixels(191);  // one pixel short of 16 x 12
+  CHECK_THROWS_WITH_AS(read_image(png), has(png + ": image of 12x16 pixels exceeds the limit of 191 pixels"), gcnet::Error);
+  CHECK_THROWS_WITH_AS(read_label_png(png), has(png + ": image of 12x16 pixels exceeds the limit of 191 pixels"),
+                       gcnet::Error);
+  CHECK_THROWS_WITH_AS(read_image(jpg), has(jpg + ": image of 12x16 pixels exceeds the limit"), gcnet::Error);
+  set_max_image_pixels(192);
+  CHECK(read_label_png(png).height == 16);
+  CHECK(read_image(jpg).width == 12);
+  set_max_image_pixels(0);  // no limit
+  CHECK(read_image(png).width == 12);
 }

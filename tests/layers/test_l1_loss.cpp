@@ -57,7 +57,7 @@ TEST_CASE("L1Loss and SmoothL1Loss: gradients match finite differences (double)"
   }
 }
 
-TEST_CASE("SmoothL1Loss: beta 0 is L1; quadratic inside beta, linear outside") {
+TEST_CASE("SmoothL1Loss: beta 0 is L1, quadratic inside beta, linear outside") {
   Tensor<float> x(Shape{3}), t = zeros<float>(Shape{3});
   x[0] = 0.05f, x[1] = -0.5f, x[2] = 2.0f;
   SmoothL1Loss<float> zero({.beta = 0, .reduction = Reduction::none});

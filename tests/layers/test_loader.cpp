@@ -196,7 +196,7 @@ TEST_CASE("DataLoader: destruction while workers are busy stops them promptly") 
   CHECK(l.next().indices.size() == 2);
 }
 
-TEST_CASE("DataLoader: a failing sample is rethrown by next() with its message; the loader goes on") {
+TEST_CASE("DataLoader: a failing sample is rethrown by next() with its message, the loader goes on") {
   for (int workers : {0, 2}) {
     CAPTURE(workers);
     DataLoader l(SlowDataset{.n = 6, .ms = 1, .fail_at = 2}, {.batch_size = 2, .shuffle = false, .workers = workers});

@@ -1,9 +1,12 @@
 #include <doctest/doctest.h>
 
 #include <cmath>
+#include <set>
 #include <sstream>
 
+#include "float32_fidelity.hpp"
 #include "gcnet/blocks/non_local2d.hpp"
+#include "gcnet/io/checkpoint.hpp"
 #include "gcnet/testing/gradient_check.hpp"
 #include "gcnet/testing/parity.hpp"
 #include "support/layer_testing.hpp"
@@ -62,6 +65,24 @@ bool parity_ok(const testing::ParityResult& r, NonLocal2d<float>& nl, const io::
   return true;
 }
 
+NonLocal2dOptions case_options(const io::SafetensorsReader& f, const std::string& c) {
+  return {.in_channels = f.meta_int(c + ".in_channels"),
+          .reduction = f.meta_int(c + ".reduction"),
+          .use_scale = f.meta(c + ".use_scale") == "1",
+          .mode = parse_non_local_mode(f.meta(c + ".mode")),
+          .sub_sample = f.meta(c + ".sub_sample") == "1",
+          .norm = f.meta(c + ".norm") == "1"};
+}
+
+// Parameters whose gradient is exactly zero in exact arithmetic (see parity_ok).
+std::set<std::string> exact_zero_gradients(const NonLocal2dOptions& o) {
+  std::set<std::string> names;
+  const std::string seq = o.sub_sample ? "0.conv." : "conv.";
+  if (o.mode == NonLocalMode::EmbeddedGaussian) names.insert("phi." + seq + "bias");
+  if (o.norm) names.insert("g." + seq + "bias");
+  return names;
+}
+
 const NonLocalMode kModes[] = {NonLocalMode::EmbeddedGaussian, NonLocalMode::DotProduct, NonLocalMode::Gaussian,
                                NonLocalMode::Concatenation};
 }  // namespace
@@ -71,16 +92,107 @@ TEST_CASE("NonLocal2d: parity with a plain-torch mmcv NonLocal2d (float32) on ev
   const auto cases = split_csv(f.meta("all.cases"));
   CHECK(cases.size() >= 14);
   for (const auto& c : cases) {
-    NonLocal2d<float> nl({.in_channels = f.meta_int(c + ".in_channels"),
-                          .reduction = f.meta_int(c + ".reduction"),
-                          .use_scale = f.meta(c + ".use_scale") == "1",
-                          .mode = parse_non_local_mode(f.meta(c + ".mode")),
-                          .sub_sample = f.meta(c + ".sub_sample") == "1",
-                          .norm = f.meta(c + ".norm") == "1"});
+    NonLocal2d<float> nl(case_options(f, c));
     auto r = testing::run_parity(nl, f, c);
     INFO(c << ": " << nl.describe() << "\n" << r.report);
     CHECK(parity_ok(r, nl, f, c));
   }
+}
+
+TEST_CASE("NonLocal2d: float32 error at or below PyTorch's float32 error (both against float64), both 1x1 paths") {
+  io::SafetensorsReader f(GCNET_FIXTURE_DIR "/non_local.safetensors");
+  auto cases = split_csv(f.meta("all.cases"));
+  for (const auto& c : split_csv(f.meta("norm_loaded.cases"))) cases.push_back(c);
+  for (const auto& c : cases)
+    for (index_t fused_max : {index_t{0}, index_t{256}}) {  // the Conv2d layers; the CPU fused projections
+      NonLocal2d<float> nl(case_options(f, c));
+      nl.set_fused_max_positions(fused_max);
+      auto r = test::float32_fidelity(nl, f, c, exact_zero_gradients(nl.options()));
+      INFO(c << ": " << nl.describe() << ", fused up to " << fused_max << " positions\n" << r.report);
+      CHECK(r.ok);
+      CHECK(r.compared >= 4);
+    }
+}
+
+// Issue 13: with norm, conv_out.bn.weight and .bias once shared one storage, so a load (in place,
+// as the checkpoint loader does) or an optimizer step that wrote one overwrote the other; the
+// running statistics still matched, the output was off by O(1).
+TEST_CASE("NonLocal2d with norm loaded from a PyTorch state dict by the checkpoint loader matches PyTorch") {
+  io::SafetensorsReader f(GCNET_FIXTURE_DIR "/non_local.safetensors");
+  for (const auto& c : split_csv(f.meta("norm_loaded.cases"))) {
+    NonLocal2d<float> nl(case_options(f, c));
+    REQUIRE(nl.options().norm);
+    io::load_checkpoint(GCNET_FIXTURE_DIR "/non_local_norm_state.safetensors", nl, nullptr);
+    const bool training = f.meta(c + ".training") == "1";
+    set_training(nl, training);
+    const auto x = f.tensor<float>(c + ".x");
+    Tensor<float> y = full<float>(x.shape(), NAN);
+    nl.forward(x, y);
+    INFO(c);
+    CHECK(testing::relative_error(y, f.tensor<double>(c + ".y")) <= 1e-5);
+    // The loaded BN affine is PyTorch's, weight and bias each their own.
+    const auto params = named_parameters(nl);
+    for (const auto& [name, p] : params)
+      if (name.rfind("conv_out.bn.", 0) == 0)
+        CHECK(testing::relative_error(p->value, f.tensor<double>(c + ".param." + name)) == 0.0);
+  }
+}
+
+TEST_CASE("NonLocal2d: no two parameters or buffers share storage, and a copy is deep (every mode, norm)") {
+  for (auto mode : {NonLocalMode::EmbeddedGaussian, NonLocalMode::DotProduct, NonLocalMode::Gaussian,
+                    NonLocalMode::Concatenation})
+    for (bool norm : {false, true})
+      for (bool zeros : {false, true}) {
+        NonLocal2d<float> nl({.in_channels = 8, .mode = mode, .sub_sample = true, .zeros_init = zeros, .norm = norm});
+        NonLocal2d<float> copy = nl;
+        std::vector<std::pair<std::string, Tensor<float>*>> all;
+        for (auto& [n, p] : named_parameters(nl)) {
+          all.emplace_back(n, &p->value);
+          all.emplace_back(n + " (grad)", &p->grad);
+        }
+        for (auto& [n, b] : named_buffers(nl)) all.emplace_back(n, b);
+        INFO(nl.describe());
+        for (std::size_t i = 0; i < all.size(); ++i)
+          for (std::size_t j = i + 1; j < all.size(); ++j) {
+            INFO(all[i].first << " and " << all[j].first);
+            CHECK_FALSE(all[i].second->shares_storage_with(*all[j].second));
+          }
+        auto theirs = named_parameters(copy);
+        auto ours = named_parameters(nl);
+        REQUIRE(theirs.size() == ours.size());
+        for (std::size_t i = 0; i < ours.size(); ++i)
+          CHECK_FALSE(ours[i].second->value.shares_storage_with(theirs[i].second->value));
+      }
+}
+
+TEST_CASE("NonLocal2d: mmcv init_weights with norm (zeros_init: BN 0/0, else BN weight ~ N(0, 0.01), bias 0)") {
+  manual_seed(21);
+  NonLocal2d<float> zero({.in_channels = 1024, .norm = true});
+  NonLocal2d<float> normal({.in_channels = 1024, .zeros_init = false, .norm = true});
+  auto param = [](NonLocal2d<float>& nl, const std::string& name) -> Tensor<float>& {
+    for (auto& [n, p] : named_parameters(nl))
+      if (n == name) return p->value;
+    FAIL("no parameter " << name);
+    throw 0;
+  };
+  for (index_t i = 0; i < 1024; ++i) {
+    CHECK(param(zero, "conv_out.bn.weight")[i] == 0.0f);
+    CHECK(param(zero, "conv_out.bn.bias")[i] == 0.0f);
+    CHECK(param(normal, "conv_out.bn.bias")[i] == 0.0f);
+  }
+  const auto& gamma = param(normal, "conv_out.bn.weight");
+  double sum = 0, ss = 0;
+  for (index_t i = 0; i < gamma.numel(); ++i) {
+    sum += gamma[i];
+    ss += double(gamma[i]) * gamma[i];
+  }
+  CHECK(std::abs(sum / 1024) < 0.002);
+  CHECK(std::sqrt(ss / 1024) == doctest::Approx(0.01).epsilon(0.1));
+  // conv_out's conv keeps ConvModule's kaiming normal fan_out 'relu': std sqrt(2 / 1024).
+  const auto& w = param(normal, "conv_out.conv.weight");
+  double ws = 0;
+  for (index_t i = 0; i < w.numel(); ++i) ws += double(w[i]) * w[i];
+  CHECK(std::sqrt(ws / w.numel()) == doctest::Approx(std::sqrt(2.0 / 1024)).epsilon(0.05));
 }
 
 TEST_CASE("NonLocal2d: gradient check (double) for every mode, with and without sub_sample and norm") {

@@ -65,6 +65,8 @@ TEST_CASE("safetensors: round trip of F32, F64, I64, metadata, num_batches_track
   for (index_t i = 0; i < 4; ++i) CHECK(l[i] == 1000000000000LL * (i + 1) - 7);
   CHECK(r.meta_int("iteration") == 12);
   CHECK(r.meta("note") == "hello \"world\"");
+  CHECK(r.checksummed());  // gcnet's checksums were there and matched; they stay out of metadata()
+  CHECK(r.metadata().size() == 2);
   CHECK_THROWS_WITH_AS(r.meta_int("note"), doctest::Contains("metadata 'note' = 'hello \"world\"' is not an integer"),
                        Error);
 }

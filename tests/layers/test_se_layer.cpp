@@ -53,6 +53,17 @@ TEST_CASE("SELayer: PyTorch parity") {
   }
 }
 
+TEST_CASE("SELayer: float32 error at or below PyTorch's float32 error (both against float64)") {
+  const io::SafetensorsReader f(GCNET_FIXTURE_DIR "/blocks_se.safetensors");
+  for (const auto& c : test::split_csv(f.meta("cases")))
+    for (cpu::ForwardPath path : {cpu::ForwardPath::Generic, cpu::ForwardPath::SingleRegion}) {
+      auto r = test::block_fidelity(f, c, path);
+      INFO(c << ", path " << int(path) << "\n" << r.report);
+      CHECK(r.ok);
+      CHECK(r.compared == 6);  // y, dx, conv1.conv.weight/bias, conv2.conv.weight/bias
+    }
+}
+
 TEST_CASE("SELayer: parameter count on ResNet-50 c3-c5 (2.51 M at r16) and FLOPs") {
   index_t n = 0;
   for (auto [blocks, c] : {std::pair<index_t, index_t>{4, 512}, {6, 1024}, {3, 2048}})

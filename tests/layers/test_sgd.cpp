@@ -142,7 +142,7 @@ TEST_CASE("paramwise_groups: mmdet's rules, norm layers found by weight/bias sha
   CHECK(custom.size() == 1);
 }
 
-TEST_CASE("Sgd: lr API with groups; state() and load_state() resume exactly") {
+TEST_CASE("Sgd: lr API with groups, state() and load_state() resume exactly") {
   Rng rng(5);
   auto randn = [&](const Shape& s) {
     Tensor<double> t(s);

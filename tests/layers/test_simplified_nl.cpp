@@ -43,6 +43,17 @@ TEST_CASE("SimplifiedNL: PyTorch parity") {
   }
 }
 
+TEST_CASE("SimplifiedNL: float32 error at or below PyTorch's float32 error (both against float64)") {
+  const io::SafetensorsReader f(GCNET_FIXTURE_DIR "/blocks_snl.safetensors");
+  for (const auto& c : test::split_csv(f.meta("cases")))
+    for (cpu::ForwardPath path : {cpu::ForwardPath::Generic, cpu::ForwardPath::SingleRegion}) {
+      auto r = test::block_fidelity(f, c, path);
+      INFO(c << ", path " << int(path) << "\n" << r.report);
+      CHECK(r.ok);
+      CHECK(r.compared == 6);  // y, dx, conv_mask.weight/bias, transform.weight/bias
+    }
+}
+
 TEST_CASE("SimplifiedNL: bad input gives clear errors") {
   SimplifiedNL<float> snl(16);
   Tensor<float> y;

@@ -84,12 +84,12 @@ void hash_init(M& model, const std::string& prefix = "") {
   using B = typename M::backend_type;
   model.visit_parameters(prefix, ParamVisitor<T, B>([](const std::string& name, Param<T, B>& p) {
     Tensor<T, Cpu> host;
-    if (hash_tensor(name, p.value.shape(), host)) p.set(host);
+    if (hash_tensor(name, p.value.shape(), host)) p.load(host, "hash_init");
   }));
   if constexpr (requires { model.visit_buffers(prefix, BufferVisitor<T, B>{}); }) {
     model.visit_buffers(prefix, BufferVisitor<T, B>([](const std::string& name, Tensor<T, B>& b) {
       Tensor<T, Cpu> host;
-      if (hash_tensor(name, b.shape(), host)) b = to_backend<B>(host);
+      if (hash_tensor(name, b.shape(), host)) copy(to_backend<B>(host), b);  // in place
     }));
   }
 }

@@ -1,22 +1,24 @@
 #pragma once
 // Step 1 of the GC framework (context modeling): pool x [N, C, H, W] into one context vector
-// per sample, ctx [N, C].
+// per sample, ctx [N, C, 1, 1] (mmcv's shape, so the transform's 1x1 convolutions take it as is).
 //   Pooling::Attention  ctx[n,c] = sum_s softmax_s(w . x[n,:,s] + b) x[n,c,s]   (mmcv 'att';
 //                       conv_mask C->1 with bias; the bias cancels in the softmax)
 //   Pooling::Average    ctx[n,c] = mean_s x[n,c,s]                              (mmcv 'avg', SE)
-// Forward reads x once from memory (tiles of positions: logits, a per-tile softmax, the
-// partial weighted sum from cache; then the tiles are combined as in an online softmax). Backward splits d(ctx)/dx into two rank-1 terms per sample,
-//   dx[n,c,s] += u[n,s] dctx[n,c] + v[n,s] w[c],
-// so the owning block can fuse them with its own dx write (see global_context.hpp).
+// Backend-generic. Forward reads x once from memory (tiles of positions: logits, a per-tile
+// softmax, the partial weighted sum from cache; then the tiles are combined as in an online
+// softmax). The attention's backward is fused with the block's dx write (global_context.hpp):
+// this class keeps the softmax p [N, S] it needs and assigns the conv_mask gradients.
 #include <algorithm>
 #include <cmath>
 #include <limits>
 #include <string>
 
+#include "gcnet/core/extern_instances.hpp"
 #include "gcnet/blocks/reductions.hpp"
 #include "gcnet/core/init.hpp"
 #include "gcnet/core/layer.hpp"
 #include "gcnet/core/parallel.hpp"
+#include "gcnet/core/state.hpp"
 #include "gcnet/kernels/elementwise.hpp"
 
 namespace gcnet {
@@ -50,16 +52,14 @@ class ContextModeling {
   Pooling pooling() const { return pooling_; }
   index_t channels() const { return channels_; }
 
-  // ctx [N, C] from x [N, C, H, W] (contiguous, shape already validated).
+  // ctx [N, C, 1, 1] from x [N, C, H, W] (contiguous, shape already validated).
   void forward(const Tensor<T, B>& x, Tensor<T, B>& ctx) {
     const index_t n = x.size(0), c = channels_, s = x.size(2) * x.size(3);
-    ctx.resize(Shape{n, c});
-    u_.resize(Shape{n, s});
+    ctx.resize(Shape{n, c, 1, 1});
     const T* xp = x.data();
-    T *cp = ctx.data(), *u = u_.data();
+    T* cp = ctx.data();
     if (pooling_ == Pooling::Average) {
       const T inv = T(1) / T(s);
-      for_each_index(B{}, n * s, [=] GCNET_HD(index_t i) { u[i] = inv; });
       for_each_index_weighted(B{}, n * c, s, [=] GCNET_HD(index_t row) {
         cp[row] = sum(xp + row * s, s) * inv;
       });
@@ -68,6 +68,8 @@ class ContextModeling {
     // Attention, one pass over x from memory (an online softmax): each task takes a tile of
     // positions, computes their logits, its own max m_b and sum z_b of exp(l - m_b), and the
     // partial context sum_j exp(l_j - m_b) x[c, j], re-reading the tile from cache.
+    p_.resize(Shape{n, s});
+    T* u = p_.data();
     const index_t block = position_block(c), blocks = (s + block - 1) / block;
     partial_.resize(Shape{n, blocks, c});
     stats_.resize(Shape{n, blocks, 2});
@@ -75,13 +77,19 @@ class ContextModeling {
     const T *w = mask_weight_.value.data(), *bias = mask_bias_.value.data();
     for_each_index_weighted(B{}, n * blocks, 2 * c * block, [=] GCNET_HD(index_t t) {
       const index_t k = t / blocks, s0 = (t % blocks) * block, len = std::min(block, s - s0);
-      T e[kMaxPositionBlock];
+      // Logits summed over the channels in chunks (see blocks::kSumChunk): a partial per chunk.
+      T e[kMaxPositionBlock], chunk[kMaxPositionBlock];
       for (index_t j = 0; j < len; ++j) e[j] = bias[0];
       const T* xk = xp + k * c * s + s0;
-      for (index_t ch = 0; ch < c; ++ch) {
-        const T wc = w[ch];
-        const T* row = xk + ch * s;
-        for (index_t j = 0; j < len; ++j) e[j] += wc * row[j];
+      for (index_t c0 = 0; c0 < c; c0 += kSumChunk) {
+        const index_t c1 = c - c0 < kSumChunk ? c : c0 + kSumChunk;
+        for (index_t j = 0; j < len; ++j) chunk[j] = T(0);
+        for (index_t ch = c0; ch < c1; ++ch) {
+          const T wc = w[ch];
+          const T* row = xk + ch * s;
+          for (index_t j = 0; j < len; ++j) chunk[j] += wc * row[j];
+        }
+        for (index_t j = 0; j < len; ++j) e[j] += chunk[j];
       }
       T m = std::numeric_limits<T>::lowest();
       for (index_t j = 0; j < len; ++j) {
@@ -129,71 +137,15 @@ class ContextModeling {
     });
   }
 
-  // Team form (CPU), for GlobalContext's single-region forward: prepare_team(n, s, threads)
-  // before the region, then forward_team(...) is one member's share, ctx[:, c0:c1] for its own
-  // channels (x is [n, C, s]). Attention needs every channel for the logits: each member sums its
-  // channels' share of them, and after a barrier every member reduces the shares and takes the
-  // softmax itself (n*s values; member 0's copy is kept for backward) and dots it with its own
-  // rows of x. Average pooling needs no barrier.
-  void prepare_team(index_t n, index_t s, int threads) {
-    u_.resize(Shape{n, s});
-    probs_.resize(Shape{std::max(threads - 1, 1), team_stride(n * s)});
-    if (pooling_ == Pooling::Attention) logit_parts_.resize(Shape{threads, team_stride(n * s)});
-  }
-  // Both team forms pool with dot_rows_batch, average pooling as the dot with 1/s: it keeps 16
-  // rows' sums in flight, where a plain row sum is one dependent chain of adds.
-  void forward_team(const T* x, index_t n, index_t s, T* ctx, index_t c0, index_t c1, const TeamMember& me) {
-    const index_t c = channels_, stride = team_stride(n * s);
-    T* p = me.rank == 0 ? u_.data() : probs_.data() + (me.rank - 1) * stride;
-    if (pooling_ == Pooling::Average) {
-      std::fill(p, p + n * s, T(1) / T(s));
-      for (index_t k = 0; k < n; ++k)
-        dot_rows_batch(x + (k * c + c0) * s, s, c1 - c0, p + k * s, s, 1, s, static_cast<const T*>(nullptr),
-                       ctx + k * c + c0, c);
-      return;
-    }
-    T* part = logit_parts_.data() + me.rank * stride;
-    for (index_t k = 0; k < n; ++k)
-      weighted_row_sum(x + (k * c + c0) * s, s, mask_weight_.value.data() + c0, c1 - c0, s, part + k * s);
-    me.barrier();
-    const T bias = mask_bias_.value.data()[0];
-    for (index_t k = 0; k < n; ++k) {
-      T* pk = p + k * s;
-      sum_partials(logit_parts_.data() + k * s, me.size, stride, s, static_cast<const T*>(nullptr), pk);
-      softmax_row(pk, s, bias);
-      dot_rows_batch(x + (k * c + c0) * s, s, c1 - c0, pk, s, 1, s, static_cast<const T*>(nullptr), ctx + k * c + c0,
-                     c);
-    }
-  }
-
-  // Image split, the other team form (CPU; prepare_team first): member r pools whole images,
-  // k = r, r + size, ..., over every channel: attention takes the logits in one pass over x[k],
-  // their softmax (kept in u for backward), then the weighted sum in a second pass, from cache
-  // when x[k] fits the core's L2. No barrier: the caller waits before reading ctx rows of other
-  // members.
-  void forward_team_images(const T* x, index_t n, index_t s, T* ctx, const TeamMember& me) {
-    const index_t c = channels_;
-    for (index_t k = me.rank; k < n; k += me.size) {
-      const T* xk = x + k * c * s;
-      T* pk = u_.data() + k * s;
-      if (pooling_ == Pooling::Average) {
-        std::fill(pk, pk + s, T(1) / T(s));
-      } else {
-        weighted_row_sum(xk, s, mask_weight_.value.data(), c, s, pk);
-        softmax_row(pk, s, mask_bias_.value.data()[0]);
-      }
-      dot_rows_batch(xk, s, c, pk, s, 1, s, static_cast<const T*>(nullptr), ctx + k * c, c);
-    }
-  }
-
-  const T* u() const { return u_.data(); }
-  // conv_mask weight (nullptr for average pooling).
-  const T* mask_weight() const { return pooling_ == Pooling::Attention ? mask_weight_.value.data() : nullptr; }
+  // The softmax over positions of the last forward, [N, S] (attention pooling): backward reads
+  // it, the CPU single-region forward (cpu/global_context_team.hpp) writes it in forward's place.
+  Tensor<T, B>& probabilities() { return p_; }
+  const Tensor<T, B>& probabilities() const { return p_; }
 
   // Assigns the conv_mask gradients from partial sums dw_rows[r, c] (summed over r), e.g. one
   // row per (sample, tile) of sum_s dlogit[s] x[c, s].
   // The bias gradient is exactly 0 (softmax is shift invariant), so it is written as 0.
-  void finish_backward(const Tensor<T, B>& dw_rows) {
+  void assign_mask_gradients(const Tensor<T, B>& dw_rows) {
     if (pooling_ != Pooling::Attention) return;
     const index_t n = dw_rows.size(0), c = channels_;
     const T* r = dw_rows.data();
@@ -222,27 +174,17 @@ class ContextModeling {
   }
 
  private:
-  // row = softmax(row + bias) in place. Sequential max and sum, so every member computing the
-  // same row gets the same bits.
-  static void softmax_row(T* row, index_t s, T bias) {
-    T m = std::numeric_limits<T>::lowest();
-    for (index_t j = 0; j < s; ++j) {
-      row[j] += bias;
-      m = row[j] > m ? row[j] : m;
-    }
-    for (index_t j = 0; j < s; ++j) row[j] = gcnet::detail::softmax_exp(row[j] - m);
-    T z = 0;
-    for (index_t j = 0; j < s; ++j) z += row[j];
-    const T inv = T(1) / z;
-    for (index_t j = 0; j < s; ++j) row[j] *= inv;
-  }
-
   index_t channels_;
   Pooling pooling_;
   Param<T, B> mask_weight_, mask_bias_;
-  Tensor<T, B> u_, partial_, stats_, tile_w_;
-  Tensor<T, B> logit_parts_, probs_;  // team forms: logit shares per member, pooling weights of members > 0
+  ScratchTensor<T, B> p_;                          // the softmax, saved for backward
+  ScratchTensor<T, B> partial_, stats_, tile_w_;  // per tile: partial contexts, max and sum; tile weights
 };
 
 }  // namespace blocks
 }  // namespace gcnet
+
+// Compiled once per program with GCNET_EXTERN_LAYERS (core/extern_instances.hpp).
+namespace gcnet::blocks {
+GCNET_EXTERN_CLASS(ContextModeling)
+}  // namespace gcnet::blocks

@@ -1,30 +1,44 @@
 #pragma once
 // Step 3 of the GC framework (fusion): how the transformed context re-enters every position.
-//   fusion::Add     y = x + a[n,c]                      (mmcv 'channel_add')
-//   fusion::Mul     y = x * sigmoid(m[n,c])             (mmcv 'channel_mul', SE's scale)
-//   fusion::MulAdd  y = x * sigmoid(m[n,c]) + a[n,c]    (both; multiply first, as mmcv)
-// The tags only say which branches exist; the fused kernels live in global_context.hpp.
+//   Fusion::Add     y = x + a[n,c]                      (mmcv 'channel_add')
+//   Fusion::Mul     y = x * sigmoid(m[n,c])             (mmcv 'channel_mul', SE's scale)
+//   Fusion::MulAdd  y = x * sigmoid(m[n,c]) + a[n,c]    (both; multiply first, as mmcv)
+// A runtime value of GlobalContextBlock (global_context.hpp). The tags fusion::Add / Mul / MulAdd
+// spell the same values as types, for the compile-time aliases (GCBlock<Ratio, fusion::Add>).
 #include <concepts>
 
-namespace gcnet::fusion {
+namespace gcnet {
+
+enum class Fusion { Add, Mul, MulAdd };
+
+inline bool has_add(Fusion f) { return f != Fusion::Mul; }
+inline bool has_mul(Fusion f) { return f != Fusion::Add; }
+inline const char* fusion_name(Fusion f) {
+  switch (f) {
+    case Fusion::Add: return "add";
+    case Fusion::Mul: return "mul";
+    case Fusion::MulAdd: return "mul+add";
+  }
+  return "invalid";
+}
+
+namespace fusion {
 
 struct Add {
-  static constexpr bool add = true, mul = false;
-  static constexpr const char* name = "add";
+  static constexpr Fusion value = Fusion::Add;
 };
 struct Mul {
-  static constexpr bool add = false, mul = true;
-  static constexpr const char* name = "mul";
+  static constexpr Fusion value = Fusion::Mul;
 };
 struct MulAdd {
-  static constexpr bool add = true, mul = true;
-  static constexpr const char* name = "mul+add";
+  static constexpr Fusion value = Fusion::MulAdd;
 };
 
+// A fusion tag: a type naming one Fusion value.
 template <class F>
-concept Fusion = requires {
-  { F::add } -> std::convertible_to<bool>;
-  { F::mul } -> std::convertible_to<bool>;
+concept Tag = requires {
+  { F::value } -> std::convertible_to<Fusion>;
 };
 
-}  // namespace gcnet::fusion
+}  // namespace fusion
+}  // namespace gcnet

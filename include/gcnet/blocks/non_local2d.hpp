@@ -8,24 +8,29 @@
 //   Gaussian          softmax(x^T x'), theta and phi are x itself (x' max-pooled with sub_sample)
 //   Concatenation     ReLU(w . [theta_i; phi_j]) / P'  (concat_project, bias-free)
 // sub_sample: MaxPool2d(2) after g and phi (P' = positions after pooling).
-// Initialization as mmcv: g/theta/phi ~ N(0, 0.01), bias 0; zeros_init zeroes conv_out (or,
-// with norm, the norm's gamma and beta), so the block is the identity; otherwise conv_out is
-// N(0, 0.01) too. State-dict names as mmcv: g.conv.weight, theta.conv.*, phi.conv.*,
+// Initialization as mmcv's _NonLocalNd.init_weights(std=0.01, zeros_init): g/theta/phi convs
+// ~ N(0, 0.01), bias 0; conv_out (ConvModule) with norm: its conv kaiming normal fan_out 'relu'
+// (ConvModule's own init, bias-free), and the norm's gamma and beta 0 with zeros_init, else
+// gamma ~ N(0, 0.01) and beta 0 (mmcv normal_init on the norm); without norm: conv_out's conv 0
+// with zeros_init, else N(0, 0.01) and bias 0. zeros_init makes the block the identity.
+// State-dict names as mmcv: g.conv.weight, theta.conv.*, phi.conv.*,
 // conv_out.conv.*, conv_out.bn.*, concat_project.conv.weight; with sub_sample g and phi are
 // nn.Sequential(conv, pool) there, so g.0.conv.weight and phi.0.conv.weight.
 // The P x P' attention is computed in blocks of query rows (gcnet/blocks/pairwise_attention.hpp).
-// On the CPU, for maps of up to 256 positions, the 1x1 convolutions run as PointwiseProjections
-// (g, theta, phi in one pass over the stacked batch; conv_out likewise) and the Conv2d members
-// only hold the parameters; larger maps and other backends run the Conv2d layers.
+// The 1x1 convolutions are Conv2d layers (the backend-generic path); on the CPU, for maps of up
+// to 256 positions, they run instead as cpu::PointwiseProjections (g, theta, phi in one pass over
+// the stacked batch; conv_out likewise) reading those layers' weights: one seam, fused(), decides.
 //   NonLocal2d<>({.in_channels = 256, .mode = NonLocalMode::EmbeddedGaussian})
 #include <cmath>
 #include <optional>
 #include <string>
 #include <string_view>
 
+#include "gcnet/core/extern_instances.hpp"
 #include "gcnet/blocks/pairwise_attention.hpp"
-#include "gcnet/blocks/pointwise_projections.hpp"
 #include "gcnet/core/layer.hpp"
+#include "gcnet/core/state.hpp"
+#include "gcnet/cpu/pointwise_projections.hpp"
 #include "gcnet/kernels/elementwise.hpp"
 #include "gcnet/layers/batch_norm2d.hpp"
 #include "gcnet/layers/conv2d.hpp"
@@ -89,12 +94,14 @@ class NonLocal2d {
       Tensor<T, Cpu> w(conv_out_->weight().shape());
       init::kaiming(w, 0.0, init::FanMode::FanOut, "relu", init::Distribution::Normal);
       conv_out_->weight().set(w);
-      if (o.zeros_init) {
-        Tensor<T, Cpu> z(Shape{C});
-        init::constant(z, 0.0);
-        bn_->weight()->set(z);
-        bn_->bias()->set(z);
-      }
+      // zeros_init: gamma = beta = 0; else gamma ~ N(0, 0.01), beta = 0 (own tensors each:
+      // two parameters never share storage).
+      Tensor<T, Cpu> gamma(Shape{C}), beta(Shape{C});
+      if (o.zeros_init) init::constant(gamma, 0.0);
+      else init::normal(gamma, 0.0, 0.01);
+      init::constant(beta, 0.0);
+      bn_->weight()->set(gamma);
+      bn_->bias()->set(beta);
     } else if (o.zeros_init) {
       zero_init(*conv_out_);
     } else {
@@ -327,14 +334,15 @@ class NonLocal2d {
     }
   }
 
-  // The fused 1x1 path (PointwiseProjections) is CPU code; other backends use Conv2d. It pays
-  // on small maps, where the projections dominate (7x7 and 14x14 at batch 2: 10-25% less CPU
-  // time per fwd+bwd); at 28x28 the Conv2d path (per-image bands, no stacking) measured ~10%
-  // faster, so larger maps keep it.
+  // The seam: whether the 1x1 convolutions run as the CPU fast path (cpu::PointwiseProjections)
+  // or as the Conv2d layers (the generic path, the only one on other backends). It pays on small
+  // maps, where the projections dominate (7x7 and 14x14 at batch 2: 10-25% less CPU time per
+  // fwd+bwd); at 28x28 the Conv2d path (per-image bands, no stacking) measured ~10% faster, so
+  // larger maps keep it.
   bool fused(const Tensor<T, B>& x) const {
     return std::same_as<B, Cpu> && x.size(2) * x.size(3) <= fused_max_positions_;
   }
-  static typename PointwiseProjections<T>::Projection projection(Conv2d<T, B>& conv) {
+  static typename cpu::PointwiseProjections<T>::Projection projection(Conv2d<T, B>& conv) {
     const Param<T, B>* b = conv.bias();
     return {.weight = conv.weight().value.data(), .bias = b ? b->value.data() : nullptr,
             .rows = conv.weight().shape()[0]};
@@ -373,10 +381,15 @@ class NonLocal2d {
   std::optional<MaxPool2d<T, B>> pool_g_, pool_phi_;
   Param<T, B> concat_w_;
   BlockedPairwiseAttention<T, B> attention_;
-  PointwiseProjections<T> in_proj_, out_proj_;  // CPU: g / theta / phi, and conv_out
+  cpu::PointwiseProjections<T> in_proj_, out_proj_;  // CPU fast path: g / theta / phi, and conv_out
   // forward intermediates (backward reads them) and backward scratch
-  Tensor<T, B> gx_, gp_, th_, phx_, php_, att_, z_, zn_;
-  Tensor<T, B> dz_, datt_, dth_, dph_, dgk_, dgx_, dphx_;
+  ScratchTensor<T, B> gx_, gp_, th_, phx_, php_, att_, z_, zn_;
+  ScratchTensor<T, B> dz_, datt_, dth_, dph_, dgk_, dgx_, dphx_;
 };
 
+}  // namespace gcnet
+
+// Compiled once per program with GCNET_EXTERN_LAYERS (core/extern_instances.hpp).
+namespace gcnet {
+GCNET_EXTERN_CLASS(NonLocal2d)
 }  // namespace gcnet

@@ -19,6 +19,7 @@
 
 #include "gcnet/blocks/reductions.hpp"  // detail::softmax_exp
 #include "gcnet/core/parallel.hpp"
+#include "gcnet/core/state.hpp"
 #include "gcnet/core/tensor.hpp"
 #include "gcnet/kernels/blas.hpp"
 #include "gcnet/kernels/elementwise.hpp"
@@ -27,6 +28,23 @@ namespace gcnet {
 
 
 enum class PairwiseKind { Softmax, Linear, Concat };
+
+// One row of a softmax's backward, in place: d = scale * a * (d - a . d), a = softmax(scores).
+// a . d is refined once, d - (t + a . (d - t)) with t = a . d: where the softmax is peaked, d at
+// the peak nearly equals a . d, and the difference of the two as first rounded would keep only
+// the rounding of t (PyTorch's formula; 4x its error on NonLocal2d's theta and phi gradients
+// with a loaded mmcv model, issue 13). The second sum is of small terms and exact enough.
+template <class T>
+GCNET_HD inline void softmax_backward_row(const T* a, T* d, index_t n, T scale) {
+  T t = 0;
+#pragma omp simd reduction(+ : t)
+  for (index_t j = 0; j < n; ++j) t += a[j] * d[j];
+  T correction = 0;
+#pragma omp simd reduction(+ : correction)
+  for (index_t j = 0; j < n; ++j) correction += a[j] * (d[j] - t);
+#pragma omp simd
+  for (index_t j = 0; j < n; ++j) d[j] = scale * a[j] * ((d[j] - t) - correction);
+}
 
 struct PairwiseGeometry {
   index_t D = 0;   // channels of theta / phi
@@ -70,16 +88,16 @@ class BlockedPairwiseAttention {
   // probabilities [N, P, P'] are kept so the backward skips recomputing them.
   void forward_batch(index_t N, const PairwiseGeometry& s, const T* theta, const T* phi, const T* g, const T* w,
                      T* y, bool store) {
-    stored_ = store && kind_ == PairwiseKind::Softmax;
+    *stored_ = store && kind_ == PairwiseKind::Softmax;
     if (kind_ != PairwiseKind::Softmax) {
       for (index_t n = 0; n < N; ++n)
         forward(s, theta + n * s.D * s.P, phi + n * s.D * s.Pp, g + n * s.Ci * s.Pp, w, y + n * s.Ci * s.P);
       return;
     }
-    reserve(s, N, !stored_);
-    if (stored_) probs_.resize(Shape{N, s.P, s.Pp});
+    reserve(s, N, !*stored_);
+    if (*stored_) probs_.resize(Shape{N, s.P, s.Pp});
     for_each_item(s, N, [&](index_t n, index_t i0, index_t r, int slot) {
-      T* A = stored_ ? probs_.data() + (n * s.P + i0) * s.Pp : scores_.data() + slot * rows_ * s.Pp;
+      T* A = *stored_ ? probs_.data() + (n * s.P + i0) * s.Pp : scores_.data() + slot * rows_ * s.Pp;
       attention_block(s, theta + n * s.D * s.P, phi + n * s.D * s.Pp, i0, r, A);
       blas::gemm(B{}, blas::Op::N, blas::Op::T, s.Ci, r, s.Pp, T(1), g + n * s.Ci * s.Pp, s.Pp, A, s.Pp, T(0),
                  y + n * s.Ci * s.P + i0, s.P);
@@ -95,7 +113,7 @@ class BlockedPairwiseAttention {
                  dtheta + n * s.D * s.P, dphi + n * s.D * s.Pp, dg + n * s.Ci * s.Pp, dw);
       return;
     }
-    reserve(s, N, !stored_);
+    reserve(s, N, !*stored_);
     const index_t Pp = s.Pp, P = s.P, D = s.D, Ci = s.Ci, slots = slots_;
     const T scale = scale_;
     // Partial sums over query rows, per (thread, image).
@@ -103,7 +121,7 @@ class BlockedPairwiseAttention {
     fill(part_phi_, T(0));
     T* part_g = part_g_.data();
     T* part_phi = part_phi_.data();
-    const bool stored = stored_;
+    const bool stored = *stored_;
     for_each_item(s, N, [&](index_t n, index_t i0, index_t r, int slot) {
       const T* th = theta + n * D * P;
       const T* gn = g + n * Ci * Pp;
@@ -117,15 +135,7 @@ class BlockedPairwiseAttention {
       blas::gemm(B{}, blas::Op::T, blas::Op::N, r, Pp, Ci, T(1), dyn + i0, P, gn, Pp, T(0), dA, Pp);
       blas::gemm(B{}, blas::Op::N, blas::Op::N, Ci, Pp, r, T(1), dyn + i0, P, A, Pp, T(1), pg, Pp);
       // dA -> dS (gradient of the softmax's input), in place.
-      for_each_index_weighted(B{}, r, Pp, [=] GCNET_HD(index_t i) {
-        const T* a = A + i * Pp;
-        T* d = dA + i * Pp;
-        T dot = 0;
-#pragma omp simd reduction(+ : dot)
-        for (index_t j = 0; j < Pp; ++j) dot += d[j] * a[j];
-#pragma omp simd
-        for (index_t j = 0; j < Pp; ++j) d[j] = scale * a[j] * (d[j] - dot);
-      });
+      for_each_index_weighted(B{}, r, Pp, [=] GCNET_HD(index_t i) { softmax_backward_row(A + i * Pp, dA + i * Pp, Pp, scale); });
       // dtheta_blk = phi . dS^T ; dphi += theta_blk . dS
       blas::gemm(B{}, blas::Op::N, blas::Op::T, D, r, Pp, T(1), phi + n * D * Pp, Pp, dA, Pp, T(0),
                  dtheta + n * D * P + i0, P);
@@ -171,13 +181,7 @@ class BlockedPairwiseAttention {
       // dA -> dS (gradient of the pre-transform scores), in place.
       if (kind == PairwiseKind::Softmax) {
         for_each_index_weighted(B{}, r, Pp, [=] GCNET_HD(index_t i) {
-          const T* a = A + i * Pp;
-          T* d = dA + i * Pp;
-          T dot = 0;
-#pragma omp simd reduction(+ : dot)
-          for (index_t j = 0; j < Pp; ++j) dot += d[j] * a[j];
-#pragma omp simd
-          for (index_t j = 0; j < Pp; ++j) d[j] = scale * a[j] * (d[j] - dot);
+          softmax_backward_row(A + i * Pp, dA + i * Pp, Pp, scale);
         });
       } else if (kind == PairwiseKind::Linear) {
         for_each_index_weighted(B{}, r, Pp, [=] GCNET_HD(index_t i) {
@@ -190,17 +194,17 @@ class BlockedPairwiseAttention {
         for_each_index_weighted(B{}, r, Pp, [=] GCNET_HD(index_t i) {
           const T* a = A + i * Pp;
           T* d = dA + i * Pp;
-          T sum = 0;
+          double sum = 0;  // in double: the theta gradients sum these rows again, and they cancel
           for (index_t j = 0; j < Pp; ++j) {
-            d[j] = a[j] > T(0) ? d[j] * scale : T(0);
+            d[j] = a[j] <= T(0) ? T(0) : d[j] * scale;  // as threshold_backward: NaN passes
             sum += d[j];
           }
-          drow[i0 + i] = sum;
+          drow[i0 + i] = static_cast<T>(sum);
         });
         for_each_index_weighted(B{}, Pp, r, [=] GCNET_HD(index_t j) {
-          T sum = 0;
+          double sum = 0;
           for (index_t i = 0; i < r; ++i) sum += dA[i * Pp + j];
-          pphi[j] += sum;
+          pphi[j] += static_cast<T>(sum);
         });
         return;
       }
@@ -308,6 +312,9 @@ class BlockedPairwiseAttention {
     }
   }
 
+  // The pieces below hold device lambdas: public only because nvcc rejects extended lambdas in
+  // private member functions.
+ public:
   // rowp = w_t . theta [P], colp = w_p . phi [P'].
   void project(const PairwiseGeometry& s, const T* theta, const T* phi, const T* w) {
     blas::gemm(B{}, blas::Op::N, blas::Op::N, index_t{1}, s.P, s.D, T(1), w, s.D, theta, s.P, T(0), rowp_.data(),
@@ -328,7 +335,7 @@ class BlockedPairwiseAttention {
         T* row = S + i * Pp;
         for (index_t j = 0; j < Pp; ++j) {
           const T v = ai + b[j];
-          row[j] = v > T(0) ? v * scale : T(0);
+          row[j] = v < T(0) ? T(0) : v * scale;  // ReLU; NaN stays NaN
         }
       });
       return;
@@ -368,17 +375,18 @@ class BlockedPairwiseAttention {
                index_t{1});
   }
 
+ private:
   PairwiseKind kind_;
   T scale_;
   index_t slots_ = 1;                       // threads working on blocks
   index_t max_rows_ = kMaxRows;
   index_t rows_ = kMaxRows;                 // query rows per block (reserve)
-  Tensor<T, B> scores_, grad_;              // per thread: one block of A and of dA / dS
-  Tensor<T, B> part_g_, part_phi_;          // per thread: partial dg and dphi
-  Tensor<T, B> small_;                      // Linear: M and dM
-  Tensor<T, B> rowp_, colp_, drow_, dcol_;  // Concat projections and their gradients
-  Tensor<T, B> probs_;                      // forward_batch's stored softmax [N, P, P']
-  bool stored_ = false;                     // whether probs_ holds the last forward's
+  ScratchTensor<T, B> scores_, grad_;              // per thread: one block of A and of dA / dS
+  ScratchTensor<T, B> part_g_, part_phi_;          // per thread: partial dg and dphi
+  ScratchTensor<T, B> small_;                      // Linear: M and dM
+  ScratchTensor<T, B> rowp_, colp_, drow_, dcol_;  // Concat projections and their gradients
+  ScratchTensor<T, B> probs_;                      // forward_batch's stored softmax [N, P, P']
+  ScratchValue<bool> stored_;                      // whether probs_ holds the last forward's (a copy: no)
 };
 
 }  // namespace gcnet

@@ -5,6 +5,7 @@
 #include <array>
 #include <tuple>
 
+#include "gcnet/core/state.hpp"
 #include "gcnet/compose/children.hpp"
 #include "gcnet/kernels/elementwise.hpp"
 
@@ -141,7 +142,7 @@ class Branch {
 
   std::tuple<Ls...> layers_;
   std::array<std::string, N> names_;
-  std::array<tensor_type, N> outs_{}, dy_parts_{};
+  std::array<ScratchTensor<value_type, backend_type>, N> outs_{}, dy_parts_{};
 };
 
 template <class... Ls>

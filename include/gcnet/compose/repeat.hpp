@@ -7,6 +7,7 @@
 #include <functional>
 #include <vector>
 
+#include "gcnet/core/state.hpp"
 #include "gcnet/compose/children.hpp"
 #include "gcnet/kernels/elementwise.hpp"
 
@@ -86,7 +87,7 @@ class RepeatN {
   }
   std::size_t first_index_;
   std::vector<Block> blocks_;
-  std::vector<tensor_type> acts_, grads_;
+  std::vector<ScratchTensor<value_type, backend_type>> acts_, grads_;
 };
 
 template <std::size_t N, Layer Block>

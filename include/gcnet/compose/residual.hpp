@@ -6,6 +6,7 @@
 // mmdet, "conv1.weight"), the shortcut's under "downsample." unless renamed.
 #include <type_traits>
 
+#include "gcnet/core/state.hpp"
 #include "gcnet/compose/children.hpp"
 #include "gcnet/compose/identity.hpp"
 
@@ -78,7 +79,7 @@ class Residual {
   Body body_;
   Shortcut shortcut_;
   std::string body_name_ = "", shortcut_name_ = "downsample";
-  tensor_type body_out_, shortcut_out_;
+  ScratchTensor<value_type, backend_type> body_out_, shortcut_out_;
 };
 
 }  // namespace gcnet

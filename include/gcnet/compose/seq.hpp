@@ -7,6 +7,7 @@
 #include <tuple>
 #include <utility>
 
+#include "gcnet/core/state.hpp"
 #include "gcnet/compose/children.hpp"
 #include "gcnet/kernels/elementwise.hpp"
 
@@ -129,8 +130,8 @@ class Seq {
   std::array<std::string, N> names_;
   // Activations after each layer but the last (which writes the caller's y), and
   // their gradients.
-  std::array<tensor_type, N> acts_{};
-  std::array<tensor_type, N> grads_{};
+  std::array<ScratchTensor<value_type, backend_type>, N> acts_{};
+  std::array<ScratchTensor<value_type, backend_type>, N> grads_{};
 };
 
 }  // namespace gcnet

@@ -7,6 +7,7 @@
 #include <string>
 #include <string_view>
 
+#include "gcnet/core/state.hpp"
 #include "gcnet/compose/children.hpp"
 #include "gcnet/kernels/elementwise.hpp"
 
@@ -37,7 +38,7 @@ class TapPoint {
   }
 
  protected:
-  Tensor<T, B> output_, grad_, dy_total_;
+  ScratchTensor<T, B> output_, grad_, dy_total_;
   bool has_grad_ = false;
 };
 

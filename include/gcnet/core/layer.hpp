@@ -48,39 +48,46 @@ concept SameNumerics = detail::same_numerics<Ls...>::value;
 template <Layer L>
 using tensor_of = Tensor<typename L::value_type, typename L::backend_type>;
 
-// Free functions calling the optional hooks when present.
-template <Layer L>
+// Anything with a scalar type and a backend: leaf layers, combinators and modules
+// (core/module.hpp). The free functions below call their optional hooks when present.
+template <class L>
+concept HasNumerics = requires {
+  typename L::value_type;
+  typename L::backend_type;
+} && Scalar<typename L::value_type> && Backend<typename L::backend_type>;
+
+template <HasNumerics L>
 void visit_parameters(L& l, const std::string& prefix,
                       const ParamVisitor<typename L::value_type, typename L::backend_type>& f) {
   if constexpr (requires { l.visit_parameters(prefix, f); }) l.visit_parameters(prefix, f);
 }
-template <Layer L>
+template <HasNumerics L>
 void visit_buffers(L& l, const std::string& prefix,
                    const BufferVisitor<typename L::value_type, typename L::backend_type>& f) {
   if constexpr (requires { l.visit_buffers(prefix, f); }) l.visit_buffers(prefix, f);
 }
-template <Layer L>
+template <HasNumerics L>
 void set_training(L& l, bool training) {
   if constexpr (requires { l.set_training(training); }) l.set_training(training);
 }
 
 // Named parameters in visiting order (mmdet state-dict names).
-template <Layer L>
+template <HasNumerics L>
 std::vector<std::pair<std::string, Param<typename L::value_type, typename L::backend_type>*>>
 named_parameters(L& l) {
   std::vector<std::pair<std::string, Param<typename L::value_type, typename L::backend_type>*>> out;
   visit_parameters(l, "", [&](const std::string& n, auto& p) { out.emplace_back(n, &p); });
   return out;
 }
-template <Layer L>
-std::vector<std::pair<std::string, tensor_of<L>*>> named_buffers(L& l) {
-  std::vector<std::pair<std::string, tensor_of<L>*>> out;
+template <HasNumerics L>
+std::vector<std::pair<std::string, Tensor<typename L::value_type, typename L::backend_type>*>> named_buffers(L& l) {
+  std::vector<std::pair<std::string, Tensor<typename L::value_type, typename L::backend_type>*>> out;
   visit_buffers(l, "", [&](const std::string& n, auto& t) { out.emplace_back(n, &t); });
   return out;
 }
 
 // Number of trainable scalars.
-template <Layer L>
+template <HasNumerics L>
 index_t parameter_count(L& l) {
   index_t n = 0;
   visit_parameters(l, "", [&](const std::string&, auto& p) { n += p.value.numel(); });

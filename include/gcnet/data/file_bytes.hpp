@@ -1,8 +1,11 @@
 #pragma once
-// Whole-file reads and atomic writes for the data pipeline; errors name the file.
+// Whole-file reads for the data pipeline; errors name the file.
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <cerrno>
 #include <cstdint>
-#include <cstdio>
 #include <cstring>
 #include <string>
 #include <vector>
@@ -12,26 +15,30 @@
 namespace gcnet::data {
 
 // The bytes of `path`; "<path>: cannot open file (No such file or directory)" when absent.
+// Only regular files are read: a FIFO or a device would block or never end. (O_NONBLOCK
+// keeps open() itself from waiting for a FIFO's writer; it changes nothing for files.)
 inline std::vector<std::uint8_t> read_file_bytes(const std::string& path) {
-  std::FILE* f = std::fopen(path.c_str(), "rb");
-  GCNET_CHECK(f != nullptr, path, ": cannot open file (", std::strerror(errno), ")");
-  std::vector<std::uint8_t> bytes;
-  std::uint8_t buf[1 << 16];
-  std::size_t got;
-  while ((got = std::fread(buf, 1, sizeof buf, f)) > 0) bytes.insert(bytes.end(), buf, buf + got);
-  const bool failed = std::ferror(f) != 0;
-  std::fclose(f);
-  GCNET_CHECK(!failed, path, ": read error");
-  return bytes;
-}
-
-// Moves a finished temporary file over `path`, so readers never see a half-written file.
-inline void commit_temp_file(const std::string& tmp, const std::string& path) {
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
-    const int err = errno;
-    std::remove(tmp.c_str());
-    detail::fail(path, ": cannot replace file (", std::strerror(err), ")");
+  const int fd = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+  GCNET_CHECK(fd >= 0, path, ": cannot open file (", std::strerror(errno), ")");
+  struct Close {
+    int fd;
+    ~Close() { ::close(fd); }
+  } close_fd{fd};
+  struct stat st {};
+  GCNET_CHECK(::fstat(fd, &st) == 0, path, ": cannot open file (", std::strerror(errno), ")");
+  GCNET_CHECK(!S_ISDIR(st.st_mode), path, ": cannot open file (it is a folder)");
+  GCNET_CHECK(S_ISREG(st.st_mode), path, ": cannot open file (not a regular file: a FIFO, socket or device)");
+  std::vector<std::uint8_t> bytes(static_cast<std::size_t>(st.st_size));
+  std::size_t got = 0;
+  while (got < bytes.size()) {
+    const ssize_t r = ::read(fd, bytes.data() + got, bytes.size() - got);
+    if (r < 0 && errno == EINTR) continue;
+    GCNET_CHECK(r >= 0, path, ": read error (", std::strerror(errno), ")");
+    if (r == 0) break;  // the file shrank while being read
+    got += static_cast<std::size_t>(r);
   }
+  bytes.resize(got);
+  return bytes;
 }
 
 }  // namespace gcnet::data

@@ -9,15 +9,23 @@
 //
 // Host memory only (device_memory() is false); CUDA tensors are staged by
 // tensor_collectives.hpp. Counts above INT_MAX are sent in chunks.
+//
+// Timeouts: every collective is started non-blocking and waited for with a deadline
+// (mpi_timeout.hpp), so a rank that stopped, hung or died does not leave the others
+// blocked forever: after the timeout every waiting rank fails with an Error naming the ranks
+// that did not answer. Default 600 s, or GCNET_COLLECTIVE_TIMEOUT (seconds) from the
+// environment; set_timeout() per communicator.
 #include <mpi.h>
 
 #include <algorithm>
+#include <chrono>
 #include <climits>
 #include <cstdint>
 #include <memory>
 #include <string>
 #include <vector>
 
+#include "gcnet/dist/mpi_timeout.hpp"
 #include "gcnet/dist/communicator.hpp"
 
 namespace gcnet::dist {
@@ -62,7 +70,9 @@ struct MpiEnvironment {
   ~MpiEnvironment() {
     int finalized = 0;
     MPI_Finalized(&finalized);
-    if (owns && !finalized) MPI_Finalize();
+    // After a collective timed out, MPI_Finalize would wait for the rank that stopped
+    // answering, forever: the process exits without it and mpirun ends the job.
+    if (owns && !finalized && !collective_timed_out()) MPI_Finalize();
   }
   static void ensure() { static MpiEnvironment env; }
 };
@@ -81,6 +91,7 @@ class MpiCommunicator {
     detail::mpi_check(MPI_Comm_size(comm_, &size_), "MPI_Comm_size");
     // Errors come back as codes (then gcnet::Error) instead of aborting the job.
     MPI_Comm_set_errhandler(comm_, MPI_ERRORS_RETURN);
+    waiter_ = std::make_shared<CollectiveWaiter>(comm_, rank_, size_, default_collective_timeout());
   }
 
   int rank() const { return rank_; }
@@ -89,15 +100,23 @@ class MpiCommunicator {
   bool device_memory() const { return false; }
   MPI_Comm handle() const { return comm_; }
 
-  void barrier() { detail::mpi_check(MPI_Barrier(comm_), "MPI_Barrier"); }
+  // How long a collective may wait for the other ranks before every waiting rank fails.
+  // Shared by copies of this communicator.
+  void set_timeout(std::chrono::duration<double> t) { waiter_->set_timeout(t); }
+  std::chrono::duration<double> timeout() const { return waiter_->timeout(); }
+
+  void barrier() {
+    collective("MPI_Barrier", [&](MPI_Request* req) { return MPI_Ibarrier(comm_, req); });
+  }
 
   template <CommElement E>
   void all_reduce(E* buf, index_t n, ReduceOp op) {
     check_count(n);
     for (index_t off = 0; off < n; off += detail::kMpiChunk) {
       const int c = static_cast<int>(std::min(detail::kMpiChunk, n - off));
-      detail::mpi_check(MPI_Allreduce(MPI_IN_PLACE, buf + off, c, detail::mpi_type<E>(), detail::mpi_op(op), comm_),
-                        "MPI_Allreduce");
+      collective("MPI_Allreduce", [&](MPI_Request* req) {
+        return MPI_Iallreduce(MPI_IN_PLACE, buf + off, c, detail::mpi_type<E>(), detail::mpi_op(op), comm_, req);
+      });
     }
   }
   template <CommElement E>
@@ -105,8 +124,9 @@ class MpiCommunicator {
     check_count(n);
     if (n <= detail::kMpiChunk) {
       const int c = static_cast<int>(n);
-      detail::mpi_check(MPI_Allgather(in, c, detail::mpi_type<E>(), out, c, detail::mpi_type<E>(), comm_),
-                        "MPI_Allgather");
+      collective("MPI_Allgather", [&](MPI_Request* req) {
+        return MPI_Iallgather(in, c, detail::mpi_type<E>(), out, c, detail::mpi_type<E>(), comm_, req);
+      });
       return;
     }
     // Huge: gather in chunks through a scratch buffer, then place each rank's chunk.
@@ -115,8 +135,9 @@ class MpiCommunicator {
       const index_t len = std::min(detail::kMpiChunk, n - off);
       tmp.resize(static_cast<std::size_t>(len * size_));
       const int c = static_cast<int>(len);
-      detail::mpi_check(MPI_Allgather(in + off, c, detail::mpi_type<E>(), tmp.data(), c, detail::mpi_type<E>(), comm_),
-                        "MPI_Allgather");
+      collective("MPI_Allgather", [&](MPI_Request* req) {
+        return MPI_Iallgather(in + off, c, detail::mpi_type<E>(), tmp.data(), c, detail::mpi_type<E>(), comm_, req);
+      });
       for (int r = 0; r < size_; ++r) std::copy_n(tmp.data() + r * len, len, out + r * n + off);
     }
   }
@@ -125,15 +146,27 @@ class MpiCommunicator {
     check_count(n);
     for (index_t off = 0; off < n; off += detail::kMpiChunk) {
       const int c = static_cast<int>(std::min(detail::kMpiChunk, n - off));
-      detail::mpi_check(MPI_Bcast(buf + off, c, detail::mpi_type<E>(), root, comm_), "MPI_Bcast");
+      collective("MPI_Bcast", [&](MPI_Request* req) {
+        return MPI_Ibcast(buf + off, c, detail::mpi_type<E>(), root, comm_, req);
+      });
     }
   }
 
  private:
   static void check_count(index_t n) { GCNET_CHECK(n >= 0, "MpiCommunicator: negative element count ", n); }
+  // Starts one non-blocking collective and waits for it with the timeout. After a timeout the
+  // communicator is unusable (that collective never completes): later calls fail at once.
+  template <class Start>
+  void collective(const char* what, Start&& start_it) {
+    waiter_->check_usable(what);
+    MPI_Request req;
+    detail::mpi_check(start_it(&req), what);
+    waiter_->wait(req, what);
+  }
 
   MPI_Comm comm_;
   int rank_ = 0, size_ = 1;
+  std::shared_ptr<CollectiveWaiter> waiter_;
 };
 static_assert(Communicator<MpiCommunicator>);
 

@@ -7,9 +7,14 @@
 //   - string metadata in __metadata__: the caller's keys (the trainer writes iter, epoch,
 //     seed, ...) plus "format" = "pt", "gcnet_version", and "gcnet_optimizer" = "1" when an optimizer
 //     was saved.
+// Every tensor and the header carry CRC-32 checksums (io/safetensors_checksums.hpp, written by
+// SafetensorsWriter, verified by SafetensorsReader): a damaged checkpoint is an error on load,
+// never other values; files without them (converted from PyTorch) load unchecked.
 // Writes are atomic. Loading is strict by default: every missing, unexpected and mis-shaped
 // tensor is listed by name in ONE Error (file name first) and nothing is loaded. Non-strict
 // loading loads what matches and returns the lists in the LoadReport.
+// The model is anything whose parameters and buffers can be visited: a layer, a module (a
+// backbone, a detector), or any class with visit_parameters / visit_buffers.
 // An optimizer is any class with state() -> vector<pair<string, Tensor*>> and
 // load_state(name, host tensor); pass nullptr to save or load the model alone.
 #include <algorithm>
@@ -93,7 +98,7 @@ struct NoOptimizer {
   void load_state(const std::string&, const Tensor<float, Cpu>&) {}
 };
 
-template <Layer L, class Optimizer>
+template <HasNumerics L, class Optimizer>
 void save_checkpoint(const std::string& path, L& model, Optimizer* opt,
                      const std::map<std::string, std::string>& metadata = {}) {
   SafetensorsWriter w;
@@ -114,7 +119,7 @@ void save_checkpoint(const std::string& path, L& model, Optimizer* opt,
   w.write(path);
 }
 
-template <Layer L>
+template <HasNumerics L>
 void save_checkpoint(const std::string& path, L& model, std::nullptr_t,
                      const std::map<std::string, std::string>& metadata = {}) {
   save_checkpoint(path, model, static_cast<NoOptimizer*>(nullptr), metadata);
@@ -133,7 +138,7 @@ inline bool starts_with(const std::string& s, const std::string& prefix) {
 }
 }  // namespace detail
 
-template <Layer L, class Optimizer>
+template <HasNumerics L, class Optimizer>
 LoadReport load_checkpoint(const std::string& path, L& model, Optimizer* opt, LoadOptions options = {}) {
   using T = typename L::value_type;
   using B = typename L::backend_type;
@@ -220,8 +225,8 @@ LoadReport load_checkpoint(const std::string& path, L& model, Optimizer* opt, Lo
 
   for (auto& [n, dst] : to_load) copy(to_backend<B>(f.tensor<T>(n)), *dst);
   if (opt) {
-    using StateTensor = std::remove_pointer_t<typename decltype(opt->state())::value_type::second_type>;
-    using S = typename StateTensor::value_type;
+    using OptimizerTensor = std::remove_pointer_t<typename decltype(opt->state())::value_type::second_type>;
+    using S = typename OptimizerTensor::value_type;
     for (const auto& n : opt_entries) {
       try {
         opt->load_state(n.substr(std::string(kOptimizerPrefix).size()), f.tensor<S>(n));
@@ -234,7 +239,7 @@ LoadReport load_checkpoint(const std::string& path, L& model, Optimizer* opt, Lo
   return r;
 }
 
-template <Layer L>
+template <HasNumerics L>
 LoadReport load_checkpoint(const std::string& path, L& model, std::nullptr_t, LoadOptions options = {}) {
   return load_checkpoint(path, model, static_cast<NoOptimizer*>(nullptr), options);
 }

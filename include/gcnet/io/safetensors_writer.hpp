@@ -4,6 +4,9 @@
 // the raw little-endian data. Dtypes: F32 for float, F64 for double, I64 for int64, I32
 // for int32; a floating tensor named "*num_batches_tracked" is written as I64 because
 // PyTorch stores that BatchNorm buffer as int64. Writes are atomic (io/atomic_file.hpp).
+// Every file gets gcnet's checksums in its metadata (io/safetensors_checksums.hpp): one per
+// tensor and one of the header, computed at write time (keys of those names that the caller
+// copied from another file are replaced).
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -17,6 +20,8 @@
 
 #include "gcnet/core/transfer.hpp"
 #include "gcnet/io/atomic_file.hpp"
+#include "gcnet/io/crc32.hpp"
+#include "gcnet/io/safetensors_checksums.hpp"
 #include "gcnet/io/safetensors_reader.hpp"
 #include "gcnet/kernels/elementwise.hpp"
 
@@ -60,16 +65,30 @@ class SafetensorsWriter {
 
   // The header: JSON padded with spaces so that 8 + its length is a multiple of 8.
   std::string header() const {
-    nlohmann::json j = nlohmann::json::object();
-    if (!metadata_.empty()) j["__metadata__"] = metadata_;
+    std::map<std::string, std::pair<std::size_t, std::size_t>> offsets;
     std::size_t offset = 0;
     for (const auto* kv : data_order()) {
-      const Item& it = kv->second;
-      j[kv->first] = {{"dtype", it.dtype},
-                      {"shape", std::vector<index_t>(it.shape.begin(), it.shape.end())},
-                      {"data_offsets", {offset, offset + it.bytes.size()}}};
-      offset += it.bytes.size();
+      offsets[kv->first] = {offset, offset + kv->second.bytes.size()};
+      offset += kv->second.bytes.size();
     }
+    std::map<std::string, std::string> meta = metadata_;
+    nlohmann::json crcs = nlohmann::json::object();
+    HeaderDigest digest;
+    for (const auto& [name, it] : items_) {
+      crcs[name] = crc32_hex(crc32_of(it.bytes.data(), it.bytes.size()));
+      digest.tensor(name, it.dtype, it.shape, offsets[name].first, offsets[name].second);
+    }
+    meta[kTensorCrcKey] = crcs.dump();
+    meta.erase(kHeaderCrcKey);
+    digest.metadata(meta);
+    meta[kHeaderCrcKey] = digest.crc_hex();
+
+    nlohmann::json j = nlohmann::json::object();
+    j["__metadata__"] = meta;
+    for (const auto& [name, it] : items_)
+      j[name] = {{"dtype", it.dtype},
+                 {"shape", std::vector<index_t>(it.shape.begin(), it.shape.end())},
+                 {"data_offsets", {offsets[name].first, offsets[name].second}}};
     std::string h = j.dump();
     h.resize((h.size() + 7) / 8 * 8, ' ');
     return h;

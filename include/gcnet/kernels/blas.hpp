@@ -1,8 +1,9 @@
 #pragma once
 // One GEMM interface for both backends: row-major C = alpha * op(A) * op(B) + beta * C.
-// The CPU version runs float products on AVX-512 builds through the project's own packed
-// GEMM (kernels/sgemm_avx512.hpp), split over the OpenMP threads when called outside a
-// parallel region; other products map the buffers as Eigen matrices (Eigen's blocked,
+// The CPU version runs float products through the project's own packed GEMM
+// (cpu/sgemm_avx512.hpp) when the processor has AVX-512 (cpu::isa(), decided at run time, so
+// every translation unit has the same body), split over the OpenMP threads when called outside
+// a parallel region; other products map the buffers as Eigen matrices (Eigen's blocked,
 // vectorized product, parallel over OpenMP threads). The CUDA version (gcnet/cuda/blas.hpp)
 // calls cuBLAS. With beta == 0, C is never read (it may hold NaN).
 #include <Eigen/Core>
@@ -12,21 +13,24 @@
 #include "gcnet/core/backend.hpp"
 #include "gcnet/core/config.hpp"
 #include "gcnet/core/parallel.hpp"
-#include "gcnet/kernels/sgemm_avx512.hpp"
+#include "gcnet/cpu/isa.hpp"
+#include "gcnet/cpu/sgemm_avx512.hpp"
 
 namespace gcnet::blas {
 
 enum class Op { N, T };
 
-// Whether blas::gemm(Cpu, ...) splits a product over the threads itself (the project's float
-// GEMM does; Eigen's own threading is avoided, see gemm_across_threads.hpp).
+// Whether blas::gemm(Cpu, ...) runs T's products on the project's own GEMM here (float on an
+// AVX-512 processor), which splits a product over the threads itself (Eigen's own threading is
+// avoided, see gemm_across_threads.hpp).
 template <class T>
-inline constexpr bool gemm_splits_over_threads =
-#if defined(GCNET_HAVE_SGEMM_AVX512)
-    std::is_same_v<T, float>;
+inline bool gemm_splits_over_threads() {
+#if GCNET_CPU_AVX512_KERNELS
+  return std::is_same_v<T, float> && cpu::isa() == cpu::Isa::Avx512;
 #else
-    false;
+  return false;
 #endif
+}
 
 namespace detail {
 // Splits C's rows (or columns, when it is wider than tall) into one block per thread, edges on
@@ -63,10 +67,11 @@ bool split_over_threads(Op op_a, Op op_b, index_t m, index_t n, index_t k, const
 template <Scalar T>
 void gemm(Cpu, Op op_a, Op op_b, index_t m, index_t n, index_t k, T alpha, const T* a, index_t lda,
           const T* b, index_t ldb, T beta, T* c, index_t ldc) {
-#if defined(GCNET_HAVE_SGEMM_AVX512)
+#if GCNET_CPU_AVX512_KERNELS
   // Vector-shaped products (a row or column of C) stay with Eigen's GEMV.
   if constexpr (std::is_same_v<T, float>) {
-    if (m >= 4 && n >= 4 && k > 0) {
+    if (m >= 4 && n >= 4 && k > 0 && cpu::isa() == cpu::Isa::Avx512) {
+      namespace sgemm = cpu::isa_avx512::sgemm;
       const bool ta = op_a == Op::T, tb = op_b == Op::T;
       auto product = [&](index_t rows, index_t cols, const float* a_block, const float* b_block, float* c_block) {
         sgemm::gemm(ta, tb, rows, cols, k, alpha, a_block, lda, b_block, ldb, beta, c_block, ldc);

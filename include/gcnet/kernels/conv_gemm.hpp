@@ -30,6 +30,8 @@
 #include <atomic>
 #include <vector>
 
+#include "gcnet/core/extern_instances.hpp"
+#include "gcnet/core/state.hpp"
 #include "gcnet/core/tensor.hpp"
 #include "gcnet/kernels/gemm_across_threads.hpp"
 #include "gcnet/kernels/im2col.hpp"
@@ -251,7 +253,7 @@ class ConvGemm {
     for_each_part([&](index_t part, index_t parts, index_t slot) {
       const index_t r0 = part_edge(m_, part, parts), r1 = part_edge(m_, part + 1, parts);
       const index_t c0 = part_edge(g_.channels, part, parts), c1 = part_edge(g_.channels, part + 1, parts);
-      Scratch& s = (*active_)[static_cast<std::size_t>(slot)];
+      ThreadBuffers& s = (*active_)[static_cast<std::size_t>(slot)];
       for (index_t n0 = 0; n0 < n; n0 += per) {
         const index_t k = std::min(n, n0 + per) - n0, cols = k * P();
         T* col = nullptr;
@@ -352,18 +354,18 @@ class ConvGemm {
   }
 
   // Per-thread buffers, sized before a parallel region.
-  struct Scratch {
+  struct ThreadBuffers {
     Tensor<T, B> col, mat, out;
   };
   // The scratch lives only during one call, so on the CPU all convolutions run by a thread
   // share one set (thread_local: callers on other threads get theirs) instead of one per
   // layer, which kept ~1.5 MB of columns and a weight-sized gradient partial per conv resident.
-  std::vector<Scratch>& scratch() {
+  std::vector<ThreadBuffers>& scratch() {
     if constexpr (std::same_as<B, Cpu>) {
-      thread_local std::vector<Scratch> shared;
+      thread_local std::vector<ThreadBuffers> shared;
       return shared;
     } else {
-      return scratch_;
+      return *scratch_;
     }
   }
   Tensor<T, B>& partial() {
@@ -418,10 +420,15 @@ class ConvGemm {
   ConvGemmTuning tuning_;
   ConvGeometry g_;
   index_t groups_ = 1, m_ = 0, mg_ = 0, kg_ = 0;
-  std::vector<Scratch> scratch_;  // per thread (non-CPU backends; see scratch())
-  Tensor<T, B> partial_;          // per-thread weight gradients (slots 1..; non-CPU backends)
-  std::vector<Scratch>* active_ = nullptr;  // the scratch of the current call (ensure_scratch)
+  ScratchValue<std::vector<ThreadBuffers>> scratch_;  // per thread (non-CPU backends; see scratch())
+  ScratchTensor<T, B> partial_;   // per-thread weight gradients (slots 1..; non-CPU backends)
+  std::vector<ThreadBuffers>* active_ = nullptr;  // the scratch of the current call (ensure_scratch)
   std::vector<char> used_;        // which slots saw an image
 };
 
+}  // namespace gcnet
+
+// Compiled once per program with GCNET_EXTERN_LAYERS (core/extern_instances.hpp).
+namespace gcnet {
+GCNET_EXTERN_CLASS(ConvGemm)
 }  // namespace gcnet

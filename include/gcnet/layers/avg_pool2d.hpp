@@ -7,6 +7,7 @@
 #include <optional>
 #include <string>
 
+#include "gcnet/core/extern_instances.hpp"
 #include "gcnet/core/layer.hpp"
 #include "gcnet/core/parallel.hpp"
 #include "gcnet/layers/pooling_geometry.hpp"
@@ -125,4 +126,9 @@ class AvgPool2d {
   index_t divisor_override_;  // 0: none
 };
 
+}  // namespace gcnet
+
+// Compiled once per program with GCNET_EXTERN_LAYERS (core/extern_instances.hpp).
+namespace gcnet {
+GCNET_EXTERN_CLASS(AvgPool2d)
 }  // namespace gcnet

@@ -11,6 +11,8 @@
 #include <optional>
 #include <sstream>
 
+#include "gcnet/core/extern_instances.hpp"
+#include "gcnet/core/state.hpp"
 #include "gcnet/core/layer.hpp"
 #include "gcnet/core/parallel.hpp"
 #include "gcnet/kernels/channel_affine.hpp"
@@ -211,11 +213,16 @@ class BatchNorm2d {
   std::string name_;
   bool training_ = true;
   Param<T, B> weight_, bias_;
-  Tensor<T, B> running_mean_, running_var_, num_batches_tracked_;
+  StateTensor<T, B> running_mean_, running_var_, num_batches_tracked_;
   // Saved by forward for backward: per-channel mean and 1/std used, and whether they were
   // batch statistics. Scratch: y = x*scale + shift coefficients, backward's channel means.
-  Tensor<T, B> mean_, invstd_, scale_, shift_, mean_dy_, mean_dy_xhat_;
+  ScratchTensor<T, B> mean_, invstd_, scale_, shift_, mean_dy_, mean_dy_xhat_;
   bool batch_stats_ = true;
 };
 
+}  // namespace gcnet
+
+// Compiled once per program with GCNET_EXTERN_LAYERS (core/extern_instances.hpp).
+namespace gcnet {
+GCNET_EXTERN_CLASS(BatchNorm2d)
 }  // namespace gcnet

@@ -5,6 +5,7 @@
 //   Conv2d<>({.in = 3, .out = 64, .kernel = 7, .stride = 2, .padding = 3, .bias = false})
 // Computed as im2col + GEMM (gcnet/kernels/conv_gemm.hpp); 1x1 stride-1 convolutions
 // multiply the input directly.
+#include "gcnet/core/extern_instances.hpp"
 #include "gcnet/core/layer.hpp"
 #include "gcnet/kernels/channel_bias.hpp"
 #include "gcnet/kernels/conv_gemm.hpp"
@@ -94,4 +95,9 @@ class Conv2d {
   ConvGemm<T, B> gemm_;
 };
 
+}  // namespace gcnet
+
+// Compiled once per program with GCNET_EXTERN_LAYERS (core/extern_instances.hpp).
+namespace gcnet {
+GCNET_EXTERN_CLASS(Conv2d)
 }  // namespace gcnet

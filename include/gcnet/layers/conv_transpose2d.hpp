@@ -7,6 +7,7 @@
 // Computed with the same GEMM engine as Conv2d with the roles swapped: the output is the
 // unfolded image, so forward is Conv2d's input gradient and the input gradient is
 // Conv2d's forward.
+#include "gcnet/core/extern_instances.hpp"
 #include "gcnet/core/layer.hpp"
 #include "gcnet/kernels/channel_bias.hpp"
 #include "gcnet/kernels/conv_gemm.hpp"
@@ -119,4 +120,9 @@ class ConvTranspose2d {
   ConvGemm<T, B> gemm_;
 };
 
+}  // namespace gcnet
+
+// Compiled once per program with GCNET_EXTERN_LAYERS (core/extern_instances.hpp).
+namespace gcnet {
+GCNET_EXTERN_CLASS(ConvTranspose2d)
 }  // namespace gcnet

@@ -22,6 +22,8 @@
 #include <cstdint>
 #include <string>
 
+#include "gcnet/core/extern_instances.hpp"
+#include "gcnet/core/state.hpp"
 #include "gcnet/core/layer.hpp"
 #include "gcnet/kernels/channel_bias.hpp"
 #include "gcnet/kernels/deform_im2col.hpp"
@@ -198,8 +200,8 @@ class DeformConvEngine {
   const char* name_;
   DeformConv2dOptions o_;
   ConvGeometry g_;
-  Tensor<std::int64_t, B> table_;  // DeformSample<T>[dg * K * P] of the current image
-  Tensor<T, B> col_, dcol_;        // [in * K, P] columns and their gradient
+  ScratchTensor<std::int64_t, B> table_;  // DeformSample<T>[dg * K * P] of the current image
+  ScratchTensor<T, B> col_, dcol_;        // [in * K, P] columns and their gradient
 };
 
 }  // namespace detail
@@ -251,4 +253,10 @@ class ModulatedDeformConv2d : public detail::DeformConvEngine<T, B> {
   }
 };
 
+}  // namespace gcnet
+
+// Compiled once per program with GCNET_EXTERN_LAYERS (core/extern_instances.hpp).
+namespace gcnet {
+GCNET_EXTERN_CLASS(DeformConv2d)
+GCNET_EXTERN_CLASS(ModulatedDeformConv2d)
 }  // namespace gcnet

@@ -11,6 +11,8 @@
 //   DeformConv2dPack<> dcn({.in = 256, .out = 256, .kernel = 3, .padding = 1});
 // Backward recomputes conv_offset's output (cheap next to the deformable convolution), so it
 // does not depend on which input the last forward saw.
+#include "gcnet/core/extern_instances.hpp"
+#include "gcnet/core/state.hpp"
 #include "gcnet/layers/conv2d.hpp"
 #include "gcnet/layers/deform_conv2d.hpp"
 #include "gcnet/layers/sigmoid.hpp"
@@ -111,7 +113,7 @@ class DeformConv2dPack {
  private:
   DeformConv2d<T, B> dcn_;
   Conv2d<T, B> conv_offset_;
-  Tensor<T, B> offset_, doffset_;
+  ScratchTensor<T, B> offset_, doffset_;
 };
 
 // mmdet 'DCNv2'.
@@ -177,7 +179,13 @@ class ModulatedDeformConv2dPack {
 
   ModulatedDeformConv2d<T, B> dcn_;
   Conv2d<T, B> conv_offset_;
-  Tensor<T, B> raw_, offset_, mask_, draw_, doffset_, dmask_;
+  ScratchTensor<T, B> raw_, offset_, mask_, draw_, doffset_, dmask_;
 };
 
+}  // namespace gcnet
+
+// Compiled once per program with GCNET_EXTERN_LAYERS (core/extern_instances.hpp).
+namespace gcnet {
+GCNET_EXTERN_CLASS(DeformConv2dPack)
+GCNET_EXTERN_CLASS(ModulatedDeformConv2dPack)
 }  // namespace gcnet

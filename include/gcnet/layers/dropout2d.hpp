@@ -8,6 +8,9 @@
 #include <optional>
 #include <sstream>
 
+#include "gcnet/core/extern_instances.hpp"
+#include "gcnet/core/state.hpp"
+#include "gcnet/core/context.hpp"
 #include "gcnet/core/layer.hpp"
 #include "gcnet/core/rng.hpp"
 #include "gcnet/kernels/elementwise.hpp"
@@ -52,7 +55,7 @@ class Dropout2d {
     const index_t HW = x.size(2) * x.size(3);
     mask_.resize(Shape{x.size(0), x.size(1)});
     T* m = mask_.data();
-    const std::uint64_t seed = seed_, stream = counter_++;
+    const std::uint64_t seed = seed_, stream = next_stream();
     const double p = p_;
     const T keep = static_cast<T>(1.0 / (1.0 - p_));
     for_each_index(B{}, mask_.numel(), [=] GCNET_HD(index_t k) {
@@ -83,6 +86,17 @@ class Dropout2d {
   void set_training(bool training) { training_ = training; }
   bool training() const { return training_; }
 
+  // The Context's random stream (core/context.hpp): masks then follow (ctx seed, step), so a
+  // resumed training run draws the same ones; without one the layer's own counter does.
+  void use_context(const Context& ctx) {
+    if (!ctx.rng) {
+      step_ = std::nullopt;
+      return;
+    }
+    if (!step_ || step_->seed != ctx.rng->seed || step_->step != ctx.rng->step) in_step_ = 0;
+    step_ = ctx.rng;
+  }
+
   double p() const { return p_; }
   // Restarts the mask stream: the next training forward uses the first mask of `seed`.
   void reseed(std::uint64_t seed) {
@@ -97,10 +111,27 @@ class Dropout2d {
  private:
   double p_;
   std::string name_;
+  // The mask stream of the next training forward: from the Context's step (and the forwards
+  // already made in it), else the counter.
+  std::uint64_t next_stream() {
+    if (!step_) return counter_++;
+    std::uint64_t z = step_->seed * 0x9E3779B97F4A7C15ull ^ (step_->step + 0x632BE59BD9B4E019ull) ^ (in_step_++ << 48);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return (z ^ (z >> 31)) | (1ull << 63);  // the counter's streams stay below 2^63
+  }
+
   std::uint64_t seed_ = 0, counter_ = 0;
+  std::optional<RngStream> step_;
+  std::uint64_t in_step_ = 0;
   bool training_ = true;
   bool masked_ = false;  // whether the last forward applied a mask
-  Tensor<T, B> mask_;
+  ScratchTensor<T, B> mask_;
 };
 
+}  // namespace gcnet
+
+// Compiled once per program with GCNET_EXTERN_LAYERS (core/extern_instances.hpp).
+namespace gcnet {
+GCNET_EXTERN_CLASS(Dropout2d)
 }  // namespace gcnet

@@ -1,6 +1,7 @@
 #pragma once
 // Flatten: [N, d1, d2, ...] -> [N, d1*d2*...] (torch.nn.Flatten with start_dim 1), e.g.
 // between global pooling and a Linear classifier.
+#include "gcnet/core/extern_instances.hpp"
 #include "gcnet/core/layer.hpp"
 #include "gcnet/kernels/elementwise.hpp"
 
@@ -29,4 +30,9 @@ class Flatten {
   std::string describe() const { return "Flatten"; }
 };
 
+}  // namespace gcnet
+
+// Compiled once per program with GCNET_EXTERN_LAYERS (core/extern_instances.hpp).
+namespace gcnet {
+GCNET_EXTERN_CLASS(Flatten)
 }  // namespace gcnet

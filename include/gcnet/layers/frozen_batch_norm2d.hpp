@@ -7,6 +7,8 @@
 #include <cmath>
 #include <sstream>
 
+#include "gcnet/core/extern_instances.hpp"
+#include "gcnet/core/state.hpp"
 #include "gcnet/core/layer.hpp"
 #include "gcnet/core/parallel.hpp"
 #include "gcnet/kernels/channel_affine.hpp"
@@ -115,8 +117,13 @@ class FrozenBatchNorm2d {
   index_t channels_;
   double eps_;
   std::string name_;
-  Tensor<T, B> weight_, bias_, running_mean_, running_var_;
-  Tensor<T, B> scale_, shift_;  // scratch
+  StateTensor<T, B> weight_, bias_, running_mean_, running_var_;
+  ScratchTensor<T, B> scale_, shift_;
 };
 
+}  // namespace gcnet
+
+// Compiled once per program with GCNET_EXTERN_LAYERS (core/extern_instances.hpp).
+namespace gcnet {
+GCNET_EXTERN_CLASS(FrozenBatchNorm2d)
 }  // namespace gcnet

@@ -3,6 +3,7 @@
 // (torch.nn.AdaptiveAvgPool2d(1); the 'avg' context of a GC/SE block).
 #include <string>
 
+#include "gcnet/core/extern_instances.hpp"
 #include "gcnet/core/layer.hpp"
 #include "gcnet/core/parallel.hpp"
 
@@ -48,4 +49,9 @@ class GlobalAvgPool2d {
   std::string describe() const { return "GlobalAvgPool2d"; }
 };
 
+}  // namespace gcnet
+
+// Compiled once per program with GCNET_EXTERN_LAYERS (core/extern_instances.hpp).
+namespace gcnet {
+GCNET_EXTERN_CLASS(GlobalAvgPool2d)
 }  // namespace gcnet

@@ -7,6 +7,8 @@
 #include <cmath>
 #include <sstream>
 
+#include "gcnet/core/extern_instances.hpp"
+#include "gcnet/core/state.hpp"
 #include "gcnet/core/layer.hpp"
 #include "gcnet/core/parallel.hpp"
 #include "gcnet/kernels/elementwise.hpp"
@@ -135,7 +137,12 @@ class LayerNorm {
   bool affine_;
   std::string name_;
   Param<T, B> weight_, bias_;
-  Tensor<T, B> mean_, invstd_;  // per row, saved by forward for backward
+  ScratchTensor<T, B> mean_, invstd_;  // per row, saved by forward for backward
 };
 
+}  // namespace gcnet
+
+// Compiled once per program with GCNET_EXTERN_LAYERS (core/extern_instances.hpp).
+namespace gcnet {
+GCNET_EXTERN_CLASS(LayerNorm)
 }  // namespace gcnet

@@ -4,6 +4,7 @@
 // [out, in] and bias [out] get PyTorch's default init, U(-1/sqrt(in), 1/sqrt(in)).
 #include <sstream>
 
+#include "gcnet/core/extern_instances.hpp"
 #include "gcnet/core/layer.hpp"
 #include "gcnet/core/parallel.hpp"
 #include "gcnet/kernels/blas.hpp"
@@ -92,4 +93,9 @@ class Linear {
   Param<T, B> weight_, bias_;
 };
 
+}  // namespace gcnet
+
+// Compiled once per program with GCNET_EXTERN_LAYERS (core/extern_instances.hpp).
+namespace gcnet {
+GCNET_EXTERN_CLASS(Linear)
 }  // namespace gcnet

@@ -9,6 +9,7 @@
 #include <optional>
 #include <string>
 
+#include "gcnet/core/extern_instances.hpp"
 #include "gcnet/core/layer.hpp"
 #include "gcnet/core/parallel.hpp"
 #include "gcnet/layers/pooling_geometry.hpp"
@@ -140,4 +141,9 @@ class MaxPool2d {
   bool ceil_mode_;
 };
 
+}  // namespace gcnet
+
+// Compiled once per program with GCNET_EXTERN_LAYERS (core/extern_instances.hpp).
+namespace gcnet {
+GCNET_EXTERN_CLASS(MaxPool2d)
 }  // namespace gcnet

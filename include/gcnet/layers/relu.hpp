@@ -1,5 +1,9 @@
 #pragma once
-// ReLU: y = max(x, 0). Backward reads y (y > 0 exactly where x > 0).
+// ReLU: y = max(x, 0), with NaN propagating as in PyTorch (relu(NaN) = NaN): a NaN input must
+// reach the loss, which stops training, instead of turning into 0 while backward writes NaN
+// into the weights. Backward reads y and, as PyTorch's threshold_backward, zeroes the
+// gradient exactly where y <= 0 (so it passes where y is NaN).
+#include "gcnet/core/extern_instances.hpp"
 #include "gcnet/core/layer.hpp"
 #include "gcnet/kernels/elementwise.hpp"
 
@@ -20,7 +24,8 @@ class ReLU {
     y.resize(setup(x.shape()));
     const T* xp = x.data();
     T* yp = y.data();
-    for_each_index(B{}, x.numel(), [=] GCNET_HD(index_t i) { yp[i] = xp[i] > T(0) ? xp[i] : T(0); });
+    // !(x <= 0) is true for x > 0 and for NaN.
+    for_each_index(B{}, x.numel(), [=] GCNET_HD(index_t i) { yp[i] = !(xp[i] <= T(0)) ? xp[i] : T(0); });
   }
   void backward(const Tensor<T, B>& x, const Tensor<T, B>& y, const Tensor<T, B>& dy, Tensor<T, B>& dx) {
     check_backward_args("ReLU", x, y, dy, dx);
@@ -29,10 +34,15 @@ class ReLU {
     // The load of g is unconditional so the select vectorizes.
     for_each_index(B{}, x.numel(), [=] GCNET_HD(index_t i) {
       const T gi = g[i];
-      d[i] += yp[i] > T(0) ? gi : T(0);
+      d[i] += yp[i] <= T(0) ? T(0) : gi;
     });
   }
   std::string describe() const { return "ReLU"; }
 };
 
+}  // namespace gcnet
+
+// Compiled once per program with GCNET_EXTERN_LAYERS (core/extern_instances.hpp).
+namespace gcnet {
+GCNET_EXTERN_CLASS(ReLU)
 }  // namespace gcnet

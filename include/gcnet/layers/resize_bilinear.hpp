@@ -12,6 +12,7 @@
 #include <sstream>
 #include <string>
 
+#include "gcnet/core/extern_instances.hpp"
 #include "gcnet/core/layer.hpp"
 #include "gcnet/core/parallel.hpp"
 #include "gcnet/layers/size2.hpp"
@@ -176,4 +177,9 @@ class ResizeBilinear {
   bool align_corners_, recompute_scale_factor_;
 };
 
+}  // namespace gcnet
+
+// Compiled once per program with GCNET_EXTERN_LAYERS (core/extern_instances.hpp).
+namespace gcnet {
+GCNET_EXTERN_CLASS(ResizeBilinear)
 }  // namespace gcnet

@@ -3,6 +3,7 @@
 // Backward reads y: dy/dx = y (1 - y).
 #include <cmath>
 
+#include "gcnet/core/extern_instances.hpp"
 #include "gcnet/core/layer.hpp"
 #include "gcnet/kernels/elementwise.hpp"
 
@@ -41,4 +42,9 @@ class Sigmoid {
   std::string describe() const { return "Sigmoid"; }
 };
 
+}  // namespace gcnet
+
+// Compiled once per program with GCNET_EXTERN_LAYERS (core/extern_instances.hpp).
+namespace gcnet {
+GCNET_EXTERN_CLASS(Sigmoid)
 }  // namespace gcnet

@@ -5,6 +5,7 @@
 // Backward reads y: dx += y * (dy - sum(dy * y)).
 #include <cmath>
 
+#include "gcnet/core/extern_instances.hpp"
 #include "gcnet/core/layer.hpp"
 #include "gcnet/core/parallel.hpp"
 #include "gcnet/kernels/elementwise.hpp"
@@ -88,4 +89,9 @@ class Softmax {
   int dim_;
 };
 
+}  // namespace gcnet
+
+// Compiled once per program with GCNET_EXTERN_LAYERS (core/extern_instances.hpp).
+namespace gcnet {
+GCNET_EXTERN_CLASS(Softmax)
 }  // namespace gcnet

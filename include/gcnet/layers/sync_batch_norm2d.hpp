@@ -18,13 +18,21 @@
 // their channel counts with a small all-gather and, if they differ, ALL of them throw an
 // error naming the counts instead of blocking in a mismatched collective.
 //
-// Conversions keeping the parameters and buffers: to_sync_batch_norm(bn, comm),
+// The process group: the one given to the constructor, else the Context's communicator
+// (core/context.hpp), which every module hands to the layers below it (use_context). A
+// SyncBatchNorm2d that was given neither cannot train: its forward in training mode says so.
+//
+// Conversions keeping the parameters and buffers: to_sync_batch_norm(bn[, comm]),
 // to_batch_norm(sync), to_frozen_batch_norm(sync), batch_norm_from_frozen(frozen).
 #include <cmath>
 #include <cstdint>
+#include <optional>
 #include <sstream>
 #include <string>
 
+#include "gcnet/core/extern_instances.hpp"
+#include "gcnet/core/state.hpp"
+#include "gcnet/core/context.hpp"
 #include "gcnet/core/layer.hpp"
 #include "gcnet/core/parallel.hpp"
 #include "gcnet/dist/communicator.hpp"
@@ -107,15 +115,22 @@ class SyncBatchNorm2d {
   using value_type = T;
   using backend_type = B;
 
-  // Synchronizes over dist::default_communicator().
-  explicit SyncBatchNorm2d(index_t channels)
-      : SyncBatchNorm2d(BatchNorm2dOptions{.channels = channels}, dist::default_communicator()) {}
-  SyncBatchNorm2d(const BatchNorm2dOptions& o, dist::CommunicatorRef comm)
-      : bn_(checked(o)), comm_(std::move(comm)), name_(make_name(o)) {}
+  // Synchronizes over the Context's communicator.
+  explicit SyncBatchNorm2d(index_t channels) : SyncBatchNorm2d(BatchNorm2dOptions{.channels = channels}) {}
+  // With `comm`, over that group whatever the Context says.
+  explicit SyncBatchNorm2d(const BatchNorm2dOptions& o, std::optional<dist::CommunicatorRef> comm = std::nullopt)
+      : bn_(checked(o)), comm_(std::move(comm)), pinned_(comm_.has_value()), name_(make_name(o)) {}
+
+  // The Context's process group (unless one was given to the constructor).
+  void use_context(const Context& ctx) {
+    if (!pinned_) comm_ = ctx.communicator;
+  }
 
   Shape setup(const Shape& in) {
     check_input(in);
-    if (!synchronizes())
+    // With a group of several ranks (or none yet), the count is checked over all ranks in forward.
+    const bool may_sync = bn_.training() && (!comm_ || comm_->size() > 1 || force_sync_);
+    if (!may_sync)
       GCNET_CHECK(!uses_batch_stats() || in.n() * in.h() * in.w() > 1, name_,
                   ": Expected more than 1 value per channel when training, got input of shape ", in.str());
     return in;
@@ -133,10 +148,10 @@ class SyncBatchNorm2d {
     GCNET_CHECK(x.is_contiguous(), name_, ": input of shape ", x.shape().str(), " must be contiguous");
     y.resize(x.shape());
     const BatchNorm2dOptions& o = bn_.options();
-    const index_t C = o.channels, N = x.size(0), HW = x.size(2) * x.size(3), K = comm_.size();
+    const index_t C = o.channels, N = x.size(0), HW = x.size(2) * x.size(3), K = group().size();
     stats_.resize(Shape{2 * C + 1});
     detail::sync_bn_local_stats(B{}, x.data(), N, C, HW, o.eps, stats_.data());
-    dist::all_gather(comm_, stats_, gathered_);
+    dist::all_gather(group(), stats_, gathered_);
 
     // The total count decides (identically on every rank) whether the batch is usable.
     const Tensor<T, Cpu> gathered_host = to_backend<Cpu>(gathered_);
@@ -184,7 +199,7 @@ class SyncBatchNorm2d {
       if (wg) wg[c] = red[C + c] * invstd[c];
       if (bg) bg[c] = red[c];
     });
-    dist::all_reduce(comm_, red_, dist::ReduceOp::Sum);  // [sum_dy, sum_dy_xmu] in one call
+    dist::all_reduce(group(), red_, dist::ReduceOp::Sum);  // [sum_dy, sum_dy_xmu] in one call
 
     const T* w = o.affine ? bn_.weight()->value.data() : nullptr;
     const T *xp = x.data(), *g = dy.data(), *mean = mean_.data(), *sums = red_.data();
@@ -217,7 +232,8 @@ class SyncBatchNorm2d {
   const BatchNorm2dOptions& options() const { return bn_.options(); }
   index_t channels() const { return bn_.channels(); }
   double eps() const { return bn_.eps(); }
-  dist::CommunicatorRef& communicator() { return comm_; }
+  dist::CommunicatorRef& communicator() { return group(); }
+  bool has_communicator() const { return comm_.has_value(); }
   // The underlying BatchNorm2d that owns the parameters and buffers.
   BatchNorm2d<T, B>& batch_norm() { return bn_; }
   const BatchNorm2d<T, B>& batch_norm() const { return bn_; }
@@ -238,7 +254,16 @@ class SyncBatchNorm2d {
 
   bool uses_batch_stats() const { return bn_.training() || !bn_.options().track_running_stats; }
   // PyTorch synchronizes only in training with more than one rank.
-  bool synchronizes() const { return bn_.training() && (comm_.size() > 1 || force_sync_); }
+  bool synchronizes() {
+    if (!bn_.training()) return false;
+    return group().size() > 1 || force_sync_;
+  }
+  dist::CommunicatorRef& group() {
+    GCNET_CHECK(comm_.has_value(), name_,
+                ": no process group: give one to the constructor, or run the layer inside a module (which hands it "
+                "the Context's communicator) or after bind_context(layer, ctx)");
+    return *comm_;
+  }
 
   // NCHW with this layer's channels; a zero batch is allowed (an empty rank).
   void check_input(const Shape& in) const {
@@ -251,9 +276,9 @@ class SyncBatchNorm2d {
   // All ranks gather (layer channels, input channels) and throw together if any differ.
   void agree_on_channels(const Shape& in) {
     const std::int64_t mine[2] = {bn_.channels(), in.rank() == 4 ? in.c() : -1};
-    const int K = comm_.size();
+    const int K = group().size();
     channel_counts_.resize(static_cast<std::size_t>(2 * K));
-    comm_.all_gather(mine, 2, channel_counts_.data());
+    group().all_gather(mine, 2, channel_counts_.data());
     bool agree = true;
     for (int r = 0; r < K; ++r)
       agree = agree && channel_counts_[2 * r] == mine[0] && channel_counts_[2 * r + 1] == mine[0];
@@ -264,17 +289,18 @@ class SyncBatchNorm2d {
       if (channel_counts_[2 * r + 1] < 0) os << "not 4-d"; else os << channel_counts_[2 * r + 1];
     }
     gcnet::detail::fail(name_, ": ranks disagree on the channel count (", os.str(), "); this is rank ",
-                        comm_.rank(), " with input shape ", in.str());
+                        group().rank(), " with input shape ", in.str());
   }
 
   BatchNorm2d<T, B> bn_;
-  dist::CommunicatorRef comm_;
+  std::optional<dist::CommunicatorRef> comm_;
+  bool pinned_ = false;  // the constructor gave the group
   std::string name_;
   bool force_sync_ = false;
   bool synced_ = false;  // whether the last forward used the collective path
   double total_count_ = 0;
   // Saved by forward: global mean / invstd. Scratch: stats, gathered stats, coefficients, sums.
-  Tensor<T, B> mean_, invstd_, scale_, shift_, stats_, gathered_, red_;
+  ScratchTensor<T, B> mean_, invstd_, scale_, shift_, stats_, gathered_, red_;
   std::vector<std::int64_t> channel_counts_;
 };
 
@@ -293,10 +319,11 @@ void copy_bn_state(const BatchNorm2d<T, B>& from, BatchNorm2d<T, B>& to) {
 }
 }  // namespace detail
 
-// BatchNorm2d -> SyncBatchNorm2d with the same options, parameters, buffers and mode (deep copies).
+// BatchNorm2d -> SyncBatchNorm2d with the same options, parameters, buffers and mode (deep
+// copies). Without `comm` the process group comes from the Context.
 template <class T, class B>
 SyncBatchNorm2d<T, B> to_sync_batch_norm(const BatchNorm2d<T, B>& bn,
-                                         dist::CommunicatorRef comm = dist::default_communicator()) {
+                                         std::optional<dist::CommunicatorRef> comm = std::nullopt) {
   SyncBatchNorm2d<T, B> s(bn.options(), std::move(comm));
   detail::copy_bn_state(bn, s.batch_norm());
   s.set_training(bn.training());
@@ -330,4 +357,9 @@ BatchNorm2d<T, B> batch_norm_from_frozen(FrozenBatchNorm2d<T, B>& frozen) {
   return bn;
 }
 
+}  // namespace gcnet
+
+// Compiled once per program with GCNET_EXTERN_LAYERS (core/extern_instances.hpp).
+namespace gcnet {
+GCNET_EXTERN_CLASS(SyncBatchNorm2d)
 }  // namespace gcnet

@@ -9,6 +9,7 @@
 #include <optional>
 #include <string>
 
+#include "gcnet/core/extern_instances.hpp"
 #include "gcnet/core/layer.hpp"
 #include "gcnet/core/parallel.hpp"
 #include "gcnet/layers/size2.hpp"
@@ -109,4 +110,9 @@ class UpsampleNearest {
   std::optional<Size2> scale_;
 };
 
+}  // namespace gcnet
+
+// Compiled once per program with GCNET_EXTERN_LAYERS (core/extern_instances.hpp).
+namespace gcnet {
+GCNET_EXTERN_CLASS(UpsampleNearest)
 }  // namespace gcnet

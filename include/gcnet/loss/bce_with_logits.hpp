@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "gcnet/core/state.hpp"
 #include "gcnet/loss/reduction.hpp"
 
 namespace gcnet {
@@ -80,7 +81,7 @@ class BCEWithLogitsLoss : public detail::ElementwiseLoss<BCEWithLogitsLoss<T, B>
   }
 
   Options opt_;
-  Tensor<T, B> pos_weight_;
+  StateTensor<T, B> pos_weight_;
 };
 
 }  // namespace gcnet

@@ -17,6 +17,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "gcnet/core/state.hpp"
 #include "gcnet/core/parallel.hpp"
 #include "gcnet/core/tensor.hpp"
 #include "gcnet/core/transfer.hpp"
@@ -159,8 +160,9 @@ class CrossEntropyLoss {
   }
 
   Options opt_;
-  Tensor<T, B> class_weight_, prob_, row_loss_, row_weight_;
-  Tensor<std::int64_t, B> target_;
+  StateTensor<T, B> class_weight_;
+  ScratchTensor<T, B> prob_, row_loss_, row_weight_;
+  ScratchTensor<std::int64_t, B> target_;
   index_t count_ = 0;
   double divisor_ = 0;
 };

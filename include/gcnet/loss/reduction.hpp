@@ -14,6 +14,7 @@
 #include <string>
 #include <type_traits>
 
+#include "gcnet/core/state.hpp"
 #include "gcnet/core/parallel.hpp"
 #include "gcnet/core/tensor.hpp"
 
@@ -90,7 +91,7 @@ class PointwiseLoss {
     for_each_index(B{}, d.numel(), [=] GCNET_HD(index_t i) { dp[i] += u[i] * s[i]; });
   }
 
-  Tensor<T, B> losses_, slope_;
+  ScratchTensor<T, B> losses_, slope_;
   Reduction reduction_ = Reduction::mean;
 };
 

@@ -1,11 +1,13 @@
 #pragma once
-// Parameter and FLOP counts of a backbone, per model and per block, for an input size.
+// Parameter and multiply-accumulate counts of a backbone, per model and per block, for an
+// input size.
 //   count_parameters(net)                 trainable scalars (any module with visit_parameters)
-//   count_blocks(resnet, {1, 3, 224, 224}) rows {name, params, flops}: "stem", "layer1.0", ...
-//   total_flops(rows)
-// FLOPs are multiply-accumulates of convolutions, matrix products and plugin transforms (the
-// convention of the ResNet / GCNet papers: ResNet-50 at 224x224 = 4.1 G); norms, ReLUs,
-// pooling and additions are not counted.
+//   count_blocks(resnet, {1, 3, 224, 224}) rows {name, params, macs}: "stem", "layer1.0", ...
+//   total_macs(rows)
+// MACs are the multiply-accumulates of convolutions, matrix products and plugin transforms,
+// what the ResNet and GCNet papers call FLOPs (ResNet-50 at 224x224 = 4.1 G); norms, ReLUs,
+// pooling, softmax and additions are not counted. (A block's own flops(), blocks/, counts
+// every arithmetic operation, a multiply-add as 2.)
 #include <string>
 #include <vector>
 
@@ -23,13 +25,13 @@ index_t count_parameters(Net& net) {
 struct BlockCount {
   std::string name;
   index_t params = 0;
-  double flops = 0;
+  double macs = 0;
   Shape output;
 };
 
 namespace detail {
 template <class Stem>
-double stem_flops(Stem& stem, const Shape& in) {
+double stem_macs(Stem& stem, const Shape& in) {
   double f = 0;
   Shape s = in;
   auto visit = [&](auto& self, auto& layer) -> void {
@@ -57,30 +59,26 @@ std::vector<BlockCount> count_blocks(ResNetT& net, const Shape& in) {
   std::vector<BlockCount> rows;
   BlockCount stem{"stem", 0, 0, {}};
   gcnet::visit_parameters(net.stem(), "", [&](const std::string&, auto& p) { stem.params += p.value.numel(); });
-  stem.flops = detail::stem_flops(net.stem(), in);
+  stem.macs = detail::stem_macs(net.stem(), in);
   stem.output = net.stem().setup(in);
   rows.push_back(stem);
   Shape s = stem.output;
-  auto stage = [&]<std::size_t S>() {
-    auto& st = net.template stage<S>();
+  for (int k = 0; k < 4; ++k) {
+    auto& st = net.stage(k);
     for (std::size_t i = 0; i < st.size(); ++i) {
-      BlockCount r{"layer" + std::to_string(S + 1) + "." + std::to_string(i), 0, 0, {}};
+      BlockCount r{"layer" + std::to_string(k + 1) + "." + std::to_string(i), 0, 0, {}};
       gcnet::visit_parameters(st[i], "", [&](const std::string&, auto& p) { r.params += p.value.numel(); });
-      r.flops = st[i].flops(s);
+      r.macs = st[i].macs(s) * double(s.n());
       r.output = s = st[i].setup(s);
       rows.push_back(r);
     }
-  };
-  stage.template operator()<0>();
-  stage.template operator()<1>();
-  stage.template operator()<2>();
-  stage.template operator()<3>();
+  }
   return rows;
 }
 
-inline double total_flops(const std::vector<BlockCount>& rows) {
+inline double total_macs(const std::vector<BlockCount>& rows) {
   double f = 0;
-  for (const auto& r : rows) f += r.flops;
+  for (const auto& r : rows) f += r.macs;
   return f;
 }
 

@@ -4,19 +4,25 @@
 //   for i = L-1 .. 1: laterals[i-1] += interpolate(laterals[i], size=laterals[i-1].shape, 'nearest')
 //   outs[i] = fpn_convs[i](laterals[i])                                3x3 conv, padding 1, bias
 //   outs[L..num_outs) = max_pool2d(outs[-1], kernel 1, stride 2)     extra levels
-// Multi-input / multi-output: forward(ins, outs), backward(ins, douts, dins) (dins accumulate;
-// an undefined douts[k] means no gradient). Names lateral_convs.i.conv.weight / .bias and
-// fpn_convs.i.conv.* (a detector adds "neck."). Init: xavier uniform, bias 0 (mmdet v2 FPN).
+// A module (core/module.hpp): its input is the backbone's FeatureMaps (the defined maps, c2 to
+// c5, are its levels, one per entry of in_channels), its output the num_outs levels as a vector
+// (P2..P6 for ResNet c2..c5). backward(ctx, ins, outs, douts, dins): dins accumulate, an
+// undefined douts[k] means no gradient, an undefined map of dins means none is wanted.
+// Names lateral_convs.i.conv.weight / .bias and fpn_convs.i.conv.* (Chain puts them under
+// "neck."). Init: xavier uniform, bias 0 (mmdet v2 FPN).
 //   FPN<>({.in_channels = {256, 512, 1024, 2048}, .out_channels = 256, .num_outs = 5})
 #include <optional>
 #include <vector>
 
-#include "gcnet/core/layer.hpp"
+#include "gcnet/core/extern_instances.hpp"
+#include "gcnet/core/module.hpp"
 #include "gcnet/core/module_init.hpp"
+#include "gcnet/core/state.hpp"
 #include "gcnet/kernels/elementwise.hpp"
 #include "gcnet/layers/conv2d.hpp"
 #include "gcnet/layers/max_pool2d.hpp"
 #include "gcnet/layers/upsample_nearest.hpp"
+#include "gcnet/models/feature_maps.hpp"
 
 namespace gcnet {
 
@@ -32,6 +38,8 @@ class FPN {
   using value_type = T;
   using backend_type = B;
   using tensor_type = Tensor<T, B>;
+  using input_type = FeatureMaps<T, B>;
+  using output_type = std::vector<Tensor<T, B>>;
 
   explicit FPN(const FPNOptions& o) : o_(o) {
     const std::size_t L = o.in_channels.size();
@@ -46,13 +54,7 @@ class FPN {
       init::xavier_init(lateral_.back(), 1.0, 0.0, init::Distribution::Uniform);
       init::xavier_init(fpn_.back(), 1.0, 0.0, init::Distribution::Uniform);
     }
-    lat_.resize(L);
     up_.resize(L);
-    up_out_.resize(L);
-    glat_.resize(L);
-    gout_.resize(static_cast<std::size_t>(o.num_outs));
-    pool_out_.resize(static_cast<std::size_t>(o.num_outs));
-    gtmp_.resize(L);
   }
 
   const FPNOptions& options() const { return o_; }
@@ -76,50 +78,80 @@ class FPN {
     return outs;
   }
 
-  void forward(const std::vector<tensor_type>& ins, std::vector<tensor_type>& outs) {
+  std::vector<Shape> setup(const FeatureMaps<T, B>& ins) {
+    std::vector<Shape> shapes;
+    for (const auto& t : ins.defined()) shapes.push_back(t.shape());
+    return setup(shapes);
+  }
+
+  void forward(const Context& ctx, const FeatureMaps<T, B>& maps, std::vector<tensor_type>& outs) {
+    sync_mode(*this, ctx);
+    const std::vector<tensor_type> ins = maps.defined();
     std::vector<Shape> shapes;
     for (const auto& t : ins) shapes.push_back(t.shape());
     setup(shapes);
     const std::size_t L = num_levels();
-    for (std::size_t i = 0; i < L; ++i) lateral_[i].forward(ins[i], lat_[i]);
+    auto& lat = *lat_;
+    auto& up_out = *up_out_;
+    lat.resize(L);
+    up_out.resize(L);
+    for (std::size_t i = 0; i < L; ++i) lateral_[i].forward(ins[i], lat[i]);
     for (std::size_t i = L - 1; i > 0; --i) {
-      up_[i].emplace(UpsampleNearestOptions{.size = Size2(lat_[i - 1].size(2), lat_[i - 1].size(3))});
-      up_[i]->forward(lat_[i], up_out_[i]);
-      add_into(lat_[i - 1], up_out_[i], "FPN");
+      up_[i].emplace(UpsampleNearestOptions{.size = Size2(lat[i - 1].size(2), lat[i - 1].size(3))});
+      up_[i]->forward(lat[i], up_out[i]);
+      add_into(lat[i - 1], up_out[i], "FPN");
     }
     outs.resize(static_cast<std::size_t>(o_.num_outs));
-    for (std::size_t i = 0; i < L; ++i) fpn_[i].forward(lat_[i], outs[i]);
+    for (std::size_t i = 0; i < L; ++i) fpn_[i].forward(lat[i], outs[i]);
     for (auto k = L; k < outs.size(); ++k) pool_.forward(outs[k - 1], outs[k]);
-    outs_ = outs;  // shallow: the same storage, kept for backward
   }
 
-  void backward(const std::vector<tensor_type>& ins, const std::vector<tensor_type>& douts,
-                std::vector<tensor_type>& dins) {
+  void backward(const Context&, const FeatureMaps<T, B>& maps, const std::vector<tensor_type>& outs,
+                const std::vector<tensor_type>& douts, FeatureMaps<T, B>& dmaps) {
     const std::size_t L = num_levels(), K = static_cast<std::size_t>(o_.num_outs);
-    GCNET_CHECK(douts.size() == K, describe(), ": backward got ", douts.size(), " output gradients for ", K,
-                " outputs");
-    GCNET_CHECK(dins.size() == L && ins.size() == L, describe(), ": backward needs ", L, " inputs and gradients");
+    GCNET_CHECK(douts.size() == K && outs.size() == K, describe(), ": backward got ", douts.size(),
+                " output gradients for ", K, " outputs");
+    const std::vector<tensor_type> ins = maps.defined();
+    GCNET_CHECK(ins.size() == L && lat_->size() == L, describe(), ": backward needs the forward of these ", L,
+                " inputs first");
+    auto& lat = *lat_;
+    auto& gout = *gout_;
+    auto& glat = *glat_;
+    gout.resize(K);
+    glat.resize(L);
     for (std::size_t k = 0; k < K; ++k) {
-      gout_[k].resize(outs_[k].shape());
+      gout[k].resize(outs[k].shape());
       if (douts[k].defined()) {
-        require_shape(douts[k], outs_[k].shape(), describe(), ("output gradient douts[" + std::to_string(k) + "]").c_str());
-        copy(douts[k], gout_[k]);
+        require_shape(douts[k], outs[k].shape(), describe(), ("output gradient douts[" + std::to_string(k) + "]").c_str());
+        copy(douts[k], gout[k]);
       } else {
-        fill(gout_[k], T(0));
+        fill(gout[k], T(0));
       }
     }
-    for (std::size_t k = K; k-- > L;) pool_.backward(outs_[k - 1], outs_[k], gout_[k], gout_[k - 1]);
+    for (std::size_t k = K; k-- > L;) pool_.backward(outs[k - 1], outs[k], gout[k], gout[k - 1]);
     for (std::size_t i = 0; i < L; ++i) {
-      glat_[i].resize(lat_[i].shape());
-      fill(glat_[i], T(0));
-      fpn_[i].backward(lat_[i], outs_[i], gout_[i], glat_[i]);
+      glat[i].resize(lat[i].shape());
+      fill(glat[i], T(0));
+      fpn_[i].backward(lat[i], outs[i], gout[i], glat[i]);
     }
     // laterals[i-1] = lateral(x[i-1]) + up(laterals[i]): going up, each level gets the
     // (complete) gradient of the level below through the upsampling.
-    for (std::size_t i = 1; i < L; ++i) up_[i]->backward(lat_[i], up_out_[i], glat_[i - 1], glat_[i]);
-    for (std::size_t i = 0; i < L; ++i) {
-      require_shape(dins[i], ins[i].shape(), describe(), ("input gradient dins[" + std::to_string(i) + "]").c_str());
-      lateral_[i].backward(ins[i], lat_[i], glat_[i], dins[i]);
+    for (std::size_t i = 1; i < L; ++i) up_[i]->backward(lat[i], (*up_out_)[i], glat[i - 1], glat[i]);
+    // The input gradients go to the defined maps of dmaps, in the order of the inputs.
+    std::size_t i = 0;
+    for (int s = 0; s < 4; ++s) {
+      if (!maps.stage(s).defined()) continue;
+      tensor_type& d = dmaps.stage(s);
+      if (d.defined()) {
+        require_shape(d, ins[i].shape(), describe(), ("input gradient of level " + std::to_string(i)).c_str());
+        lateral_[i].backward(ins[i], lat[i], glat[i], d);
+      } else {  // not wanted: the lateral conv still needs its weight gradient
+        tensor_type& scratch = dscratch_;
+        scratch.resize(ins[i].shape());
+        fill(scratch, T(0));
+        lateral_[i].backward(ins[i], lat[i], glat[i], scratch);
+      }
+      ++i;
     }
   }
 
@@ -137,7 +169,8 @@ class FPN {
       fpn_[i].visit_parameters(prefix + "fpn_convs." + std::to_string(i) + ".conv.", f);
   }
   void visit_buffers(const std::string&, const BufferVisitor<T, B>&) {}
-  void set_training(bool) {}
+  void set_training(bool training) { training_ = training; }
+  bool training() const { return training_; }
 
   Conv2d<T, B>& lateral_conv(std::size_t i) { return lateral_[i]; }
   Conv2d<T, B>& fpn_conv(std::size_t i) { return fpn_[i]; }
@@ -147,7 +180,15 @@ class FPN {
   std::vector<Conv2d<T, B>> lateral_, fpn_;
   std::vector<std::optional<UpsampleNearest<T, B>>> up_;
   MaxPool2d<T, B> pool_{MaxPool2dOptions{.kernel = 1, .stride = Size2(2)}};
-  std::vector<tensor_type> lat_, up_out_, glat_, gout_, pool_out_, gtmp_, outs_;
+  bool training_ = true;
+  // Laterals and upsampled laterals kept for backward, and gradient scratch.
+  ScratchValue<std::vector<tensor_type>> lat_, up_out_, glat_, gout_;
+  ScratchTensor<T, B> dscratch_;
 };
 
+}  // namespace gcnet
+
+// Compiled once per program with GCNET_EXTERN_LAYERS (core/extern_instances.hpp).
+namespace gcnet {
+GCNET_EXTERN_CLASS(FPN)
 }  // namespace gcnet

@@ -27,6 +27,7 @@
 #include <utility>
 #include <vector>
 
+#include "gcnet/core/extern_instances.hpp"
 #include "gcnet/core/param.hpp"
 #include "gcnet/core/parallel.hpp"
 #include "gcnet/kernels/elementwise.hpp"
@@ -155,4 +156,9 @@ class Sgd {
   std::vector<Tensor<T, B>> momentum_buffers_;
 };
 
+}  // namespace gcnet
+
+// Compiled once per program with GCNET_EXTERN_LAYERS (core/extern_instances.hpp).
+namespace gcnet {
+GCNET_EXTERN_CLASS(Sgd)
 }  // namespace gcnet

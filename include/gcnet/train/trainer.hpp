@@ -1,11 +1,24 @@
 #pragma once
 // Trainer: the training loop every example binary needs (mmdet's runner, reduced).
-// One iteration: batch = loader.next(); lr = schedule.lr(base_lr, iter); forward; the
-// user's loss callback (named losses, writes d loss/d output); backward; optional gradient
-// clipping by global norm; optimizer step. Around it: a progress line and a record in
+// The model is a Component (core/module.hpp): a leaf layer, or a module with several inputs
+// and outputs (a backbone with its neck, a segmentor). Its input comes from the batch: the
+// batch's images when the model takes one tensor, else the input function given with
+// set_input(). One iteration: batch = loader.next(); lr = schedule.lr(base_lr, iter); forward
+// with the step's Context (training, the data-parallel group for SyncBatchNorm2d, the random
+// stream (seed, iteration) for dropout); the user's loss callback (named losses, writes
+// d loss/d output into every output it uses); backward; optional gradient clipping by global
+// norm; optimizer step. Around it: a progress line and a record in
 // <work_dir>/<timestamp>.log.json per log interval, checkpoints every N iterations and at
 // the end (iter_<N>.safetensors + latest.safetensors), exact resume, and a stop with a clear
-// error on a NaN/Inf loss that never overwrites the last good checkpoint.
+// error on a NaN/Inf loss or training state that never overwrites the last good checkpoint.
+//
+// Health checks (train/health_check.hpp): every health_check_interval iterations the
+// gradients and buffers are checked for NaN/Inf before the optimizer step, and everything
+// (parameters, buffers, optimizer state) at each log interval and before each save; the
+// error names the iteration and the first bad tensor. Run settings (train/run_settings.hpp):
+// the seed, the loader's batches per epoch and TrainerOptions::run_settings are recorded in
+// every checkpoint, and resume() refuses a checkpoint recorded with other values unless
+// allow_settings_change.
 //
 // Exact resume: a checkpoint holds the parameters, buffers, optimizer state and the
 // iteration; resume() restores them and seeks the loader to the same global batch index, so
@@ -36,17 +49,20 @@
 #include <nlohmann/json.hpp>
 
 #include "gcnet/core/error.hpp"
-#include "gcnet/core/layer.hpp"
+#include "gcnet/core/module.hpp"
 #include "gcnet/core/parallel.hpp"
 #include "gcnet/dist/communicator.hpp"
 #include "gcnet/dist/data_parallel.hpp"
+#include "gcnet/io/atomic_file.hpp"
 #include "gcnet/io/checkpoint.hpp"
 #include "gcnet/kernels/elementwise.hpp"
 #include "gcnet/optim/clip_grad.hpp"
 #include "gcnet/optim/lr_schedule.hpp"
+#include "gcnet/train/health_check.hpp"
 #include "gcnet/train/json_log.hpp"
 #include "gcnet/train/peak_memory.hpp"
 #include "gcnet/train/progress.hpp"
+#include "gcnet/train/run_settings.hpp"
 
 namespace gcnet {
 
@@ -66,18 +82,29 @@ struct TrainerOptions {
   std::map<std::string, std::string> metadata;       // added to every checkpoint
   // Data-parallel group; unset: dist::default_communicator(). One rank: plain training.
   std::optional<dist::CommunicatorRef> communicator;
+  // What a resume must keep to continue the run exactly (batch size, data, lr...; the seed
+  // and the loader's batches per epoch are added): recorded in every checkpoint, compared by
+  // resume(), which refuses a difference unless allow_settings_change.
+  RunSettings run_settings;
+  bool allow_settings_change = false;
+  // Iterations between NaN/Inf checks of the gradients and buffers (0: only at log intervals
+  // and saves, where everything is checked). Checks of CUDA tensors copy them to the host.
+  std::int64_t health_check_interval = 1;
 };
 
-template <Layer Model, class Loader, class Optimizer, class Schedule = ConstantLr>
+template <Component Model, class Loader, class Optimizer, class Schedule = ConstantLr>
 class Trainer {
  public:
   using T = typename Model::value_type;
   using B = typename Model::backend_type;
-  using TensorT = tensor_of<Model>;
+  using Input = input_of<Model>;
+  using Output = output_of<Model>;
   using Batch = std::remove_cvref_t<decltype(std::declval<Loader&>().next())>;
-  // (output, batch, doutput) -> named losses; doutput arrives zeroed and shaped like the
-  // output, and the callback adds d loss / d output into it.
-  using LossFn = std::function<NamedLosses(const TensorT& output, const Batch& batch, TensorT& doutput)>;
+  // (output, batch, doutput) -> named losses; doutput arrives with every differentiable output
+  // tensor zeroed and shaped like it, and the callback adds d loss / d output into it.
+  using LossFn = std::function<NamedLosses(const Output& output, const Batch& batch, Output& doutput)>;
+  // batch -> the model's input.
+  using InputFn = std::function<Input(const Batch& batch)>;
 
   Trainer(Model& model, Loader& loader, Optimizer& opt, Schedule schedule, LossFn loss_fn, TrainerOptions options)
       : model_(model), loader_(loader), opt_(opt), schedule_(std::move(schedule)), loss_fn_(std::move(loss_fn)),
@@ -88,6 +115,8 @@ class Trainer {
     GCNET_CHECK(opt_o_.checkpoint_interval >= 0, "Trainer: checkpoint_interval must be >= 0, got ",
                 opt_o_.checkpoint_interval);
     GCNET_CHECK(!opt_o_.work_dir.empty(), "Trainer: work_dir is empty");
+    GCNET_CHECK(opt_o_.health_check_interval >= 0, "Trainer: health_check_interval must be >= 0, got ",
+                opt_o_.health_check_interval);
     if (dp_.active()) {
       if constexpr (requires { loader_.shard(0, 1); }) {
         loader_.shard(dp_.rank(), dp_.size());
@@ -97,17 +126,30 @@ class Trainer {
       }
       if (dp_.rank() != 0) opt_o_.print = false;  // rank 0 reports for all
     }
+    if constexpr (requires(const Batch& b) { Input(b.images); }) input_fn_ = [](const Batch& b) { return Input(b.images); };
+  }
+
+  // How the model's input is made from a batch (needed when it is not the batch's images).
+  void set_input(InputFn fn) {
+    GCNET_CHECK(fn, "Trainer::set_input: empty function");
+    input_fn_ = std::move(fn);
   }
 
   // Restores model, optimizer, iteration and loader position from a checkpoint written by
   // this trainer; the next run() continues exactly where that run was.
   void resume(const std::string& path) {
+    // The settings first: a refused resume leaves the model as it was.
+    const auto changes = check_resume_settings(path, io::read_checkpoint_metadata(path), run_settings(),
+                                               opt_o_.allow_settings_change);
     const auto report = io::load_checkpoint(path, model_, &opt_);  // strict: everything must match
     GCNET_CHECK(report.metadata.count("iter"), path, ": not a trainer checkpoint (no 'iter' in its metadata)");
     GCNET_CHECK(report.optimizer_loaded, path, ": has no optimizer state, so training cannot resume exactly");
+    for (const auto& c : changes)
+      if (opt_o_.print) std::printf("warning: resuming %s with a changed setting (allowed): %s\n", path.c_str(), c.c_str());
     iter_ = report.meta_int("iter");
     GCNET_CHECK(iter_ >= 0, path, ": metadata 'iter' is negative: ", iter_);
     loader_.seek(iter_);
+    fully_checked_at_ = -1;  // the state was replaced
     last_checkpoint_ = path;
     last_checkpoint_iter_ = iter_;
     if (opt_o_.print) std::printf("resumed from %s at iteration %lld\n", path.c_str(), static_cast<long long>(iter_));
@@ -125,7 +167,15 @@ class Trainer {
   void run(std::int64_t max_iters) {
     GCNET_CHECK(max_iters > 0, "Trainer: max_iters must be positive, got ", max_iters);
     max_iters_ = max_iters;
+    if (iter_ >= max_iters) {  // e.g. a finished run resumed with the same iteration count
+      if (opt_o_.print)
+        std::printf("nothing to train: already at iteration %lld of %lld%s%s\n", static_cast<long long>(iter_),
+                    static_cast<long long>(max_iters), last_checkpoint_.empty() ? "" : " in ", last_checkpoint_.c_str());
+      return;
+    }
+    io::ignore_file_size_signal();  // a file-size limit is then a write error, not a silent death
     open_log();
+    GCNET_CHECK(input_fn_, "Trainer: the model's input is not the batch's images: give it with set_input()");
     set_training(model_, true);
     if (dp_.active() && !state_broadcast_) {  // every rank starts from rank 0's state
       dp_.broadcast_state(model_);
@@ -139,9 +189,12 @@ class Trainer {
       const auto t1 = Clock::now();
       set_lr();
 
-      model_.forward(batch.images, output_);
-      doutput_.resize(output_.shape());
-      fill(doutput_, T(0));
+      const Input input = input_fn_(batch);
+      Context ctx;
+      ctx.communicator = dp_.communicator();
+      ctx.rng = RngStream{opt_o_.seed, static_cast<std::uint64_t>(iter_)};
+      gcnet::forward(model_, ctx, input, output_);
+      zero_grad_like(output_, doutput_);
       NamedLosses losses = loss_fn_(output_, batch, doutput_);
       GCNET_CHECK(!losses.empty(), "Trainer: the loss function returned no losses at iteration ", iter_ + 1);
       mean_over_ranks(losses);  // all ranks see the same values: a NaN stops them all
@@ -152,17 +205,22 @@ class Trainer {
       }
       if (!std::isfinite(total)) stop_on_bad_loss("loss", total);
 
-      dinput_.resize(batch.images.shape());
-      fill(dinput_, T(0));
-      model_.backward(batch.images, output_, doutput_, dinput_);
+      // No input gradient is wanted: a module skips it (undefined dx), a layer writes scratch.
+      if constexpr (Layer<Model>) zero_grad_like(input, dinput_);
+      gcnet::backward(model_, ctx, input, output_, doutput_, dinput_);
       dp_.average_gradients(opt_.params());
       if (opt_o_.max_grad_norm > 0) clip_grad_norm(opt_.params(), opt_o_.max_grad_norm);
+      // Before the step, so a bad gradient never reaches the parameters or the momentum.
+      if (opt_o_.health_check_interval > 0 && (iter_ + 1) % opt_o_.health_check_interval == 0)
+        check_health(iter_ + 1, {.parameters = false, .gradients = true, .buffers = true, .optimizer_state = false});
       opt_.step();
       ++iter_;
 
       accumulate(losses, total, seconds(t0, Clock::now()), seconds(t0, t1));
-      if (log_due(max_iters))
+      if (log_due(max_iters)) {
+        check_health(iter_, {});
         write_interval(seconds(run_start, Clock::now()) / static_cast<double>(iter_ - first_iter));
+      }
       if ((opt_o_.checkpoint_interval > 0 && iter_ % opt_o_.checkpoint_interval == 0) || iter_ == max_iters)
         save();
     }
@@ -289,17 +347,38 @@ class Trainer {
     window_count_ = 0;
   }
 
-  // Saves iter_<N>.safetensors, then latest.safetensors. Parameters that are no longer
-  // finite are never saved: the last good checkpoint stays.
-  void save() {
-    for (auto& [name, p] : named_parameters(model_)) {
-      const auto host = to_backend<Cpu>(p->value);
-      const T* v = host.data();
-      for (index_t i = 0, n = host.numel(); i < n; ++i)
-        if (!std::isfinite(v[i]))
-          detail::fail("training stopped at iteration ", iter_, ": parameter '", name,
-                       "' is not finite; no checkpoint written for this iteration (", last_good_text(), ")");
+  // The settings resume() compares with a checkpoint's: the caller's, the seed, the loader's
+  // batches per epoch.
+  RunSettings run_settings() const {
+    RunSettings s = opt_o_.run_settings;
+    s["seed"] = std::to_string(opt_o_.seed);
+    s["iters_per_epoch"] = std::to_string(batches_per_epoch());
+    return s;
+  }
+
+  // Stops training (on every rank) when the state has a NaN/Inf, naming the iteration (1-based,
+  // as logged) and the first bad tensor (train/health_check.hpp).
+  void check_health(std::int64_t iteration, HealthCheckParts parts) {
+    const bool everything = parts.parameters && parts.gradients && parts.buffers && parts.optimizer_state;
+    if (everything && fully_checked_at_ == iteration) return;  // the log interval's check, before a save
+    const std::optional<NonFinite> bad = first_non_finite(model_, &opt_, parts);
+    std::int64_t any = bad ? 1 : 0;
+    if (dp_.active()) dp_.communicator().all_reduce(&any, 1, dist::ReduceOp::Max);
+    if (!any) {
+      if (everything) fully_checked_at_ = iteration;
+      return;
     }
+    const std::int64_t epoch = (iteration - 1) / batches_per_epoch() + 1;
+    detail::fail("training stopped at iteration ", iteration, " (epoch ", epoch, "): ",
+                 bad ? bad->str() : "another rank found a non-finite training state (see its error)",
+                 "; nothing from this iteration is saved; ", last_good_text());
+  }
+
+  // Saves iter_<N>.safetensors, then latest.safetensors, after checking that the whole state
+  // (parameters, gradients, buffers, optimizer state) is finite: a bad state is never saved,
+  // the last good checkpoint stays.
+  void save() {
+    check_health(iter_, {});
     if (!writes_files()) {  // the parameters are the same on every rank; rank 0 saves them
       last_checkpoint_iter_ = iter_;
       return;
@@ -311,6 +390,7 @@ class Trainer {
     meta["lr"] = std::to_string(lr_);
     meta["seed"] = std::to_string(opt_o_.seed);
     meta["by_epoch"] = by_epoch_ ? "true" : "false";
+    record_run_settings(run_settings(), meta);
     const std::filesystem::path dir = opt_o_.work_dir;
     std::filesystem::create_directories(dir);
     io::save_checkpoint((dir / ("iter_" + std::to_string(iter_) + ".safetensors")).string(), model_, &opt_, meta);
@@ -337,6 +417,7 @@ class Trainer {
   Optimizer& opt_;
   Schedule schedule_;
   LossFn loss_fn_;
+  InputFn input_fn_;
   TrainerOptions opt_o_;
   double base_lr_, lr_ = 0;
   std::int64_t iter_ = 0, max_iters_ = 0;
@@ -344,13 +425,15 @@ class Trainer {
   JsonLog log_;
   std::string last_checkpoint_;
   std::int64_t last_checkpoint_iter_ = 0;
+  std::int64_t fully_checked_at_ = -1;  // the iteration whose whole state was last found finite
   // The current log interval's sums.
   NamedLosses window_;
   double window_total_ = 0, window_time_ = 0, window_data_time_ = 0;
   std::int64_t window_count_ = 0;
   std::vector<std::pair<std::int64_t, double>> loss_curve_;
   // Scratch reused every iteration.
-  TensorT output_, doutput_, dinput_;
+  Output output_, doutput_;
+  Input dinput_;
   // Data parallel (inactive with one rank).
   dist::DataParallel<T, B> dp_;
   bool state_broadcast_ = false;

@@ -1,6 +1,8 @@
 #pragma once
 // PointwiseProjections: up to three 1x1 convolutions of the same input computed together
-// (NonLocal2d's g / theta / phi; its conv_out as a single projection). CPU only.
+// (NonLocal2d's g / theta / phi; its conv_out as a single projection). CPU only: a fast path
+// NonLocal2d takes on small maps (its seam is NonLocal2d::fused); the backend-generic path runs
+// its Conv2d layers.
 //   forward:  y_k = W_k x + b_k                       x [N, K, P], W_k [M_k, K], y_k [N, M_k, P]
 //   backward: dW_k = sum_n dy_k x^T, db_k = row sums of dy_k (both assigned),
 //             dx += sum_k W_k^T dy_k
@@ -15,15 +17,27 @@
 #include <cstring>
 
 #include "gcnet/core/parallel.hpp"
+#include "gcnet/core/state.hpp"
 #include "gcnet/core/tensor.hpp"
 #include "gcnet/kernels/blas.hpp"
 
-namespace gcnet {
+namespace gcnet::cpu {
 
 template <Scalar T>
 class PointwiseProjections {
  public:
   static constexpr int kMax = 3;
+
+  // Everything here is per-call state (pointers into the owner's weights, the stacked x kept for
+  // backward): a copy starts empty, so a copied NonLocal2d never reads its original's weights.
+  PointwiseProjections() = default;
+  PointwiseProjections(const PointwiseProjections&) {}
+  PointwiseProjections& operator=(const PointwiseProjections& o) {
+    if (this != &o) *this = PointwiseProjections();
+    return *this;
+  }
+  PointwiseProjections(PointwiseProjections&&) noexcept = default;
+  PointwiseProjections& operator=(PointwiseProjections&&) noexcept = default;
 
   struct Projection {
     const T* weight = nullptr;  // [rows, K]
@@ -184,7 +198,7 @@ class PointwiseProjections {
   std::array<index_t, kMax> offset_{};
   int count_ = 0;
   index_t total_ = 0, N_ = 0, K_ = 0, P_ = 0;
-  Tensor<T, Cpu> xs_, ys_, dys_, dxt_;  // stacked x, outputs, output gradients; (dx)^T
+  ScratchTensor<T, Cpu> xs_, ys_, dys_, dxt_;  // stacked x (kept for backward), outputs, output gradients; (dx)^T
 };
 
-}  // namespace gcnet
+}  // namespace gcnet::cpu

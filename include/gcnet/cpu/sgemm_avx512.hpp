@@ -6,14 +6,14 @@
 // 2 vector loads, 12 broadcasts of A, 24 FMAs per k).
 // Why not Eigen's product: Eigen 3.4's AVX-512 float kernel is 48 x 4, reaching about 70% of
 // the FMA peak at best and less on this project's shapes (docs/performance.md, "Suite
-// blocks"); NonLocal2d and the convolutions are mostly GEMM. Transposed operands are packed with 16 x 16
-// in-register transposes, so every op combination costs the same.
-// With beta == 0, C is never read. blas::gemm (kernels/blas.hpp) calls this for float on
-// AVX-512 builds and adds the threading.
-#if defined(__AVX512F__) && !defined(__CUDACC__)
-#define GCNET_HAVE_SGEMM_AVX512 1
-#include <immintrin.h>
+// blocks"); NonLocal2d and the convolutions are mostly GEMM. Transposed operands are packed with
+// 16 x 16 in-register transposes, so every op combination costs the same.
+// With beta == 0, C is never read. blas::gemm (kernels/blas.hpp) calls this for float when
+// cpu::isa() is AVX-512, and adds the threading. Compiled in every translation unit under
+// GCNET_CPU_AVX512_BEGIN (cpu/isa.hpp explains why), so only callers that asked isa() may run it.
+#include "gcnet/cpu/isa.hpp"
 
+#if GCNET_CPU_AVX512_KERNELS
 #include <algorithm>
 #include <cstdlib>
 #include <memory>
@@ -21,15 +21,8 @@
 
 #include "gcnet/core/config.hpp"
 
-// GCC 12 warns inside the unpack/shuffle intrinsics it inlines (the `__Y = __Y` of
-// _mm512_undefined_ps, GCC bug 105593); nothing here is uninitialized.
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#endif
-
-namespace gcnet::blas::sgemm {
-
+namespace gcnet::cpu::isa_avx512::sgemm {
+GCNET_CPU_AVX512_BEGIN
 inline constexpr index_t kMR = 12, kNR = 32;              // micro-tile of C
 inline constexpr index_t kMaxKC = 512, kMaxMC = 480, kMaxNC = 1024;  // packing buffer capacity
 
@@ -154,25 +147,25 @@ template <int NV, int R>
 inline void micro_kernel(index_t kc, const float* GCNET_RESTRICT ap, const float* GCNET_RESTRICT bp, float* c,
                          index_t ldc, index_t mr, index_t nr, float alpha, float beta) {
   // C's tile is written at the end: fetch its lines now, so the stores do not wait on memory.
-#pragma GCC unroll 12
+GCNET_UNROLL(12)
   for (int i = 0; i < R; ++i) {
     if (i >= mr) break;
     _mm_prefetch(reinterpret_cast<const char*>(c + i * ldc), _MM_HINT_T0);
     _mm_prefetch(reinterpret_cast<const char*>(c + i * ldc + 16 * NV - 1), _MM_HINT_T0);
   }
   __m512 acc[R][NV];
-#pragma GCC unroll 12
+GCNET_UNROLL(12)
   for (int i = 0; i < R; ++i)
-#pragma GCC unroll 2
+GCNET_UNROLL(2)
     for (int v = 0; v < NV; ++v) acc[i][v] = _mm512_setzero_ps();
   for (index_t p = 0; p < kc; ++p) {
     __m512 bv[NV];
-#pragma GCC unroll 2
+GCNET_UNROLL(2)
     for (int v = 0; v < NV; ++v) bv[v] = _mm512_load_ps(bp + 16 * v);
-#pragma GCC unroll 12
+GCNET_UNROLL(12)
     for (int i = 0; i < R; ++i) {
       const __m512 av = _mm512_set1_ps(ap[i]);
-#pragma GCC unroll 2
+GCNET_UNROLL(2)
       for (int v = 0; v < NV; ++v) acc[i][v] = _mm512_fmadd_ps(av, bv[v], acc[i][v]);
     }
     ap += kMR;  // panels are packed kMR rows wide whatever R is
@@ -180,11 +173,11 @@ inline void micro_kernel(index_t kc, const float* GCNET_RESTRICT ap, const float
   }
   const __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
   const __mmask16 mask[2] = {lanes(nr), lanes(nr - 16)};
-#pragma GCC unroll 12
+GCNET_UNROLL(12)
   for (int i = 0; i < R; ++i) {
     if (i >= mr) break;
     float* cr = c + i * ldc;
-#pragma GCC unroll 2
+GCNET_UNROLL(2)
     for (int v = 0; v < NV; ++v) {
       __m512 r = _mm512_mul_ps(acc[i][v], va);
       if (beta != 0.0f) r = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(mask[v], cr + 16 * v), r);
@@ -237,9 +230,6 @@ inline void gemm(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, fl
   }
 }
 
-}  // namespace gcnet::blas::sgemm
-
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic pop
-#endif
+GCNET_CPU_AVX512_END
+}  // namespace gcnet::cpu::isa_avx512::sgemm
 #endif

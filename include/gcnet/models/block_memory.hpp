@@ -1,0 +1,58 @@
+#pragma once
+// Memory planning of the residual blocks of a backbone: what a block keeps between forward and
+// backward, and what it borrows only for the length of one call.
+//  - Gradient scratch (BlockGradScratch): backward runs one block at a time, so all blocks of a
+//    backbone share ONE set of gradient buffers instead of one per block.
+//  - Eval scratch (BlockEvalScratch): an eval forward keeps nothing between blocks but each
+//    block's output, so the fused eval forward (models/res_block_eval_fusion.hpp) of every block
+//    uses one shared set of intermediate activations; release_activations() drops what an
+//    earlier training forward kept.
+//  - The direct plugin: a plugin placed alone after conv3 whose backward reads x and dy but not
+//    the values of its output (the global-context family) writes straight into the block's
+//    output; the residual add and ReLU then run there in place, and no copy of the plugin's
+//    output is kept for backward.
+// A copy of a block or backbone gets scratch of its own (OwnedScratch); sharing between the
+// blocks of one backbone is explicit (share_with), set up by the backbone.
+#include <cstddef>
+#include <vector>
+
+#include "gcnet/core/state.hpp"
+#include "gcnet/models/block_plugin.hpp"
+#include "gcnet/models/resnet_options.hpp"
+
+namespace gcnet {
+
+template <class T, class B>
+struct BlockGradScratch {
+  Tensor<T, B> gsum, gda, g, ga, gb, plugin_g;
+};
+
+template <class T, class B>
+struct BlockEvalScratch {
+  Tensor<T, B> a1, r1, a2, r2, a3, b3, da, db;
+  std::vector<Tensor<T, B>> plugin_out;  // one per plugin of the block with the most
+};
+
+// A plugin and where it runs in the block.
+template <Scalar T, Backend B>
+struct PlacedPlugin {
+  Position position = Position::AfterConv3;
+  PluginHandle<T, B> plugin;
+};
+
+inline constexpr std::size_t kNoDirectPlugin = static_cast<std::size_t>(-1);
+
+// The index of the direct plugin (see above), or kNoDirectPlugin.
+template <Scalar T, Backend B>
+std::size_t direct_plugin(const std::vector<PlacedPlugin<T, B>>& plugins) {
+  std::size_t at = kNoDirectPlugin, count = 0;
+  for (std::size_t i = 0; i < plugins.size(); ++i)
+    if (plugins[i].position == Position::AfterConv3) {
+      at = i;
+      ++count;
+    }
+  if (count != 1 || !plugins[at].plugin->backward_ignores_output()) return kNoDirectPlugin;
+  return at;
+}
+
+}  // namespace gcnet

@@ -1,0 +1,77 @@
+#pragma once
+// ResNetOptions: everything about a ResNet / ResNeXt / ResNetV1c backbone that is a VALUE (sizes,
+// depth, strides and dilations, which stages are deformable, which global-context blocks are
+// plugged where, outputs, frozen stages). One compiled backbone type (models/resnet.hpp) runs
+// every combination; the type expressions ResNet<Depth50, Plugin<GCBlock<...>, ...>> only fill
+// these in (models/resnet_features.hpp).
+//   ResNetOptions o = resnet_depth(50);
+//   o.plugins.push_back({.block = gc_options(0, {1, 16}), .position = Position::AfterConv3,
+//                        .stages = {false, true, true, true}});       // GCNet r16 on c3-c5
+#include <array>
+#include <string>
+#include <vector>
+
+#include "gcnet/blocks/global_context.hpp"
+#include "gcnet/core/error.hpp"
+
+namespace gcnet {
+
+// Where in a residual block a plugin runs: after conv1's ReLU, after conv2's ReLU, or after the
+// last norm (before the residual add), as mmdet's 'after_conv1' / 'after_conv2' / 'after_conv3'.
+enum class Position { AfterConv1, AfterConv2, AfterConv3 };
+
+inline const char* position_name(Position p) {
+  return p == Position::AfterConv1 ? "after_conv1" : p == Position::AfterConv2 ? "after_conv2" : "after_conv3";
+}
+
+// A block of the global-context family (GC of any ratio, pooling and fusion, SE, simplified NL)
+// in every block of the chosen stages; `block.channels` is ignored (each block gets its own).
+struct ContextPlugin {
+  GlobalContextOptions block = gc_options(0);
+  Position position = Position::AfterConv3;
+  std::array<bool, 4> stages{false, true, true, true};
+  std::string postfix{};  // appended to the state-dict name (two plugins of one kind in a block)
+};
+
+// The state-dict name of a global-context plugin: mmdet's "context_block" for GC, and ours for
+// SE ("se_block") and the simplified NL ("simplified_nl_block"), which mmdet has no plugin of.
+inline const char* plugin_name(const GlobalContextOptions& o) {
+  switch (o.kind) {
+    case GlobalContextKind::SE: return "se_block";
+    case GlobalContextKind::SNL: return "simplified_nl_block";
+    default: return "context_block";
+  }
+}
+
+struct ResNetOptions {
+  index_t in_channels = 3;
+  index_t stem_channels = 64;
+  index_t base_channels = 64;           // planes of layer1 (doubling per stage)
+  std::vector<int> out_indices{0, 1, 2, 3};
+  int frozen_stages = -1;               // -1: none; 0: the stem; k: the stem and layer1..layerk
+  bool norm_eval = false;               // norms in eval mode even when training
+  std::array<index_t, 4> blocks{3, 4, 6, 3};  // blocks per stage (depth 50)
+  index_t groups = 1, base_width = 64;  // ResNeXt: 3x3 convs of width int(planes * base_width / 64) * groups
+  std::array<index_t, 4> strides{1, 2, 2, 2};
+  std::array<index_t, 4> dilations{1, 1, 1, 1};
+  bool contract_dilation = false;       // mmseg: block 0 of a dilated stage uses half the dilation
+  std::array<bool, 4> dcn_stages{};     // conv2 deformable in these stages (a backbone type with Dcn)
+  std::vector<ContextPlugin> plugins{};  // global-context blocks, in order
+};
+
+// mmdet's depths: 18 and 34 are BasicBlock ResNets, 50/101/152 Bottleneck ones.
+inline std::array<index_t, 4> resnet_blocks(int depth) {
+  switch (depth) {
+    case 50: return {3, 4, 6, 3};
+    case 101: return {3, 4, 23, 3};
+    case 152: return {3, 8, 36, 3};
+    default: detail::fail("ResNet: depth ", depth, " is not one of 50, 101, 152 (Bottleneck)");
+  }
+}
+inline ResNetOptions resnet_depth(int depth) {
+  ResNetOptions o;
+  o.blocks = resnet_blocks(depth);
+  return o;
+}
+
+}  // namespace gcnet
