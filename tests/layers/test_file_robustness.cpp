@@ -38,14 +38,6 @@ namespace {
 
 fs::path scratch(const std::string& name) { return test::scratch_dir("file_robustness", name); }
 
-// A safetensors file with a hand-written header over `data_bytes` bytes of data.
-void write_raw(const fs::path& p, const std::string& header, std::size_t data_bytes) {
-  std::string h = header;
-  h.resize((h.size() + 7) / 8 * 8, ' ');
-  std::string out(8, '\0');
-  for (int i = 0; i < 8; ++i) out[static_cast<std::size_t>(i)] = static_cast<char>((h.size() >> (8 * i)) & 0xff);
-  spit(p, out + h + std::string(data_bytes, '\x01'));
-}
 
 // The Error the reader gives for `p`, which must start with the file name.
 std::string reader_error(const fs::path& p) {
@@ -88,29 +80,29 @@ std::size_t find(const std::string& hay, const std::string& needle) {
 TEST_CASE("safetensors: a header nested a million levels deep is an error, not a stack overflow") {
   const fs::path p = scratch("deep") / "deep.safetensors";
   const int depth = 1000000;  // 2 MB of brackets: quoting it with nlohmann's recursive dump() overflowed the stack
-  write_raw(p, R"({"a": {"dtype": "F32", "shape": )" + std::string(depth, '[') + std::string(depth, ']') +
+  test::write_raw_safetensors(p, R"({"a": {"dtype": "F32", "shape": )" + std::string(depth, '[') + std::string(depth, ']') +
                    R"(, "data_offsets": [0, 4]}})",
             4);
   const std::string e = reader_error(p);
   CHECK(e.find("corrupt header entry 'a' (nested deeper than a safetensors header") != std::string::npos);
   CHECK(e.size() < 600);
   // Deep nesting anywhere else (metadata, an unknown key) is refused the same way.
-  write_raw(p, R"({"__metadata__": {"k": )" + std::string(depth, '[') + std::string(depth, ']') + "}}", 0);
+  test::write_raw_safetensors(p, R"({"__metadata__": {"k": )" + std::string(depth, '[') + std::string(depth, ']') + "}}", 0);
   CHECK(reader_error(p).find("nested deeper than a safetensors header") != std::string::npos);
 }
 
 TEST_CASE("safetensors: error messages quote at most a short prefix of what the file holds") {
   const fs::path p = scratch("long") / "long.safetensors";
   const std::string huge(1 << 20, 'x');
-  write_raw(p, R"({"a": {"dtype": "F32", "shape": [")" + huge + R"("], "data_offsets": [0, 4]}})", 4);
+  test::write_raw_safetensors(p, R"({"a": {"dtype": "F32", "shape": [")" + huge + R"("], "data_offsets": [0, 4]}})", 4);
   std::string e = reader_error(p);
   CHECK(e.find("tensor 'a' has a bad shape [\"xxx") != std::string::npos);
   CHECK(e.size() < 600);
-  write_raw(p, "{\"" + huge + R"(": {"dtype": "Q9", "shape": [1], "data_offsets": [0, 4]}})", 4);
+  test::write_raw_safetensors(p, "{\"" + huge + R"(": {"dtype": "Q9", "shape": [1], "data_offsets": [0, 4]}})", 4);
   e = reader_error(p);
   CHECK(e.find("has unknown dtype 'Q9'") != std::string::npos);
   CHECK(e.size() < 600);
-  write_raw(p, "{\"a\": \"" + huge + "\\q\"}", 0);  // a bad escape at the end of a 1 MB string
+  test::write_raw_safetensors(p, "{\"a\": \"" + huge + "\\q\"}", 0);  // a bad escape at the end of a 1 MB string
   e = reader_error(p);
   CHECK(e.find("corrupt header (not valid JSON") != std::string::npos);
   CHECK(e.size() < 600);
@@ -122,13 +114,13 @@ TEST_CASE("safetensors: shapes whose element count or strides overflow 64 bits a
   for (const char* shape : {"[0, 4611686018427387904, 4611686018427387904]", "[4611686018427387904, 3, 0]",
                             "[3037000500, 3037000500]", "[9223372036854775808]", "[18446744073709551615, 0]"}) {
     CAPTURE(shape);
-    write_raw(p, std::string(R"({"a": {"dtype": "U8", "shape": )") + shape + R"(, "data_offsets": [0, 0]}})", 0);
+    test::write_raw_safetensors(p, std::string(R"({"a": {"dtype": "U8", "shape": )") + shape + R"(, "data_offsets": [0, 0]}})", 0);
     const std::string e = reader_error(p);
     CHECK((e.find("tensor 'a' has shape") != std::string::npos || e.find("tensor 'a' has a bad shape") != std::string::npos));
     CHECK((e.find("too large") != std::string::npos || e.find("extents must be integers") != std::string::npos));
   }
   // Big but representable empty shapes still load.
-  write_raw(p, R"({"a": {"dtype": "F64", "shape": [0, 4611686018427387904], "data_offsets": [0, 0]}})", 0);
+  test::write_raw_safetensors(p, R"({"a": {"dtype": "F64", "shape": [0, 4611686018427387904], "data_offsets": [0, 0]}})", 0);
   io::SafetensorsReader r(p.string());
   CHECK(r.tensor<float>("a").numel() == 0);
 }
@@ -169,7 +161,7 @@ TEST_CASE("safetensors: bit flips in a checkpoint's data or header are caught by
     }
   }
   SUBCASE("files without checksums load; rewriting a read file gives fresh checksums") {
-    write_raw(p, R"({"a": {"dtype": "U8", "shape": [3], "data_offsets": [0, 3]}})", 3);
+    test::write_raw_safetensors(p, R"({"a": {"dtype": "U8", "shape": [3], "data_offsets": [0, 3]}})", 3);
     CHECK(io::SafetensorsReader(p.string()).tensor<int>("a")[2] == 1);
     spit(p, good);
     io::SafetensorsReader src(p.string());

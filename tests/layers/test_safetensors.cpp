@@ -141,23 +141,13 @@ TEST_CASE("safetensors: a missing file, a folder, a truncated file, a corrupt he
   CHECK_THROWS_WITH_AS(io::SafetensorsReader{b}, has(b + ": corrupt file (the tensors cover"), Error);
 }
 
-namespace {
-// A file with a hand-written header over `data_bytes` bytes of data.
-void write_raw(const fs::path& p, const std::string& header, std::size_t data_bytes) {
-  std::string h = header;
-  h.resize((h.size() + 7) / 8 * 8, ' ');
-  std::string out(8, '\0');
-  for (int i = 0; i < 8; ++i) out[static_cast<std::size_t>(i)] = static_cast<char>((h.size() >> (8 * i)) & 0xff);
-  spit(p, out + h + std::string(data_bytes, '\x01'));
-}
-}  // namespace
 
 TEST_CASE("safetensors: inconsistent headers are errors naming the tensor") {
   const fs::path p = scratch("headers") / "h.safetensors";
   const std::string s = p.string();
   auto expect = [&](const std::string& header, std::size_t data, const std::string& msg) {
     CAPTURE(header);
-    write_raw(p, header, data);
+    test::write_raw_safetensors(p, header, data);
     try {
       io::SafetensorsReader r(s);
       FAIL("no error; expected: ", msg);
@@ -183,7 +173,7 @@ TEST_CASE("safetensors: inconsistent headers are errors naming the tensor") {
   expect(R"({"a": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]},
              "b": {"dtype": "F32", "shape": [1], "data_offsets": [4, 8]}})", 8, "overlapping the previous tensor");
   expect(R"({"__metadata__": {"k": 1}})", 0, "corrupt header (metadata 'k' is not a string)");
-  write_raw(p, R"({"a": {"dtype": "F16", "shape": [1], "data_offsets": [0, 2]}})", 2);  // a readable header ...
+  test::write_raw_safetensors(p, R"({"a": {"dtype": "F16", "shape": [1], "data_offsets": [0, 2]}})", 2);  // a readable header ...
   io::SafetensorsReader r(s);
   CHECK_THROWS_WITH_AS(r.tensor<float>("a"), doctest::Contains("tensor 'a' has dtype F16"), Error);  // ... not data
   CHECK_THROWS_WITH_AS(r.tensor<float>("zz"), has(s + ": no tensor named 'zz'"), Error);

@@ -30,4 +30,14 @@ inline void spit(const std::filesystem::path& p, const std::string& bytes) {
   out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
 }
 
+// A safetensors file with a hand-written header over `data_bytes` bytes of data (the header is
+// padded to 8 bytes, as the writer does).
+inline void write_raw_safetensors(const std::filesystem::path& p, const std::string& header, std::size_t data_bytes) {
+  std::string h = header;
+  h.resize((h.size() + 7) / 8 * 8, ' ');
+  std::string out(8, '\0');
+  for (int i = 0; i < 8; ++i) out[static_cast<std::size_t>(i)] = static_cast<char>((h.size() >> (8 * i)) & 0xff);
+  spit(p, out + h + std::string(data_bytes, '\x01'));
+}
+
 }  // namespace gcnet::test

@@ -58,8 +58,10 @@ class ChannelTransform {
   Conv2d<T, B>& first() { return first_; }
   Conv2d<T, B>* second() { return second_ ? &*second_ : nullptr; }  // nullptr: a single conv
   LayerNorm<T, B>* norm() { return norm_ ? &*norm_ : nullptr; }
-  // On the CPU, whether the convolutions run as matrix-vector products (default) or as the
-  // Conv2d layers themselves (the generic path; tests compare the two).
+  // On the CPU, whether this transform's own forward/backward run its convolutions as
+  // matrix-vector products (default) or as the Conv2d layers themselves (the generic path; tests
+  // compare the two). The block's single-region forward computes them itself whatever this says:
+  // GlobalContextBlock::set_forward_path chooses that one.
   void set_cpu_fast_path(bool on) { cpu_fast_path_ = on; }
 
   Shape setup(const Shape& in) {

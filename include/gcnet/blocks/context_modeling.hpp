@@ -14,7 +14,7 @@
 #include <string>
 
 #include "gcnet/core/extern_instances.hpp"
-#include "gcnet/blocks/reductions.hpp"
+#include "gcnet/blocks/portable_reductions.hpp"
 #include "gcnet/core/init.hpp"
 #include "gcnet/core/layer.hpp"
 #include "gcnet/core/parallel.hpp"
@@ -147,12 +147,12 @@ class ContextModeling {
   // The bias gradient is exactly 0 (softmax is shift invariant), so it is written as 0.
   void assign_mask_gradients(const Tensor<T, B>& dw_rows) {
     if (pooling_ != Pooling::Attention) return;
-    const index_t n = dw_rows.size(0), c = channels_;
+    const index_t rows = dw_rows.size(0), c = channels_;
     const T* r = dw_rows.data();
     T* dw = mask_weight_.grad.data();
     for_each_index(B{}, c, [=] GCNET_HD(index_t ch) {
       T acc = 0;
-      for (index_t k = 0; k < n; ++k) acc += r[k * c + ch];
+      for (index_t k = 0; k < rows; ++k) acc += r[k * c + ch];
       dw[ch] = acc;
     });
     fill(mask_bias_.grad, T(0));

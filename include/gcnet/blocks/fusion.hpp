@@ -1,5 +1,7 @@
 #pragma once
-// Step 3 of the GC framework (fusion): how the transformed context re-enters every position.
+// The kinds of step 3 of the GC framework (fusion): how the transformed context re-enters every
+// position. This file names them; the fusion itself is computed in global_context.hpp (and in the
+// CPU single region, cpu/global_context_team.hpp).
 //   Fusion::Add     y = x + a[n,c]                      (mmcv 'channel_add')
 //   Fusion::Mul     y = x * sigmoid(m[n,c])             (mmcv 'channel_mul', SE's scale)
 //   Fusion::MulAdd  y = x * sigmoid(m[n,c]) + a[n,c]    (both; multiply first, as mmcv)

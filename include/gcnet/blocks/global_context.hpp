@@ -14,8 +14,8 @@
 //   GlobalContextBlock<> se(se_options(256, 16));
 //
 // The code below is the backend-generic algorithm (what CUDA runs, the reference everywhere):
-// forward is two passes over x for the context (position tiles re-read from cache), the
-// transforms, and one fused output write; backward is one pass over (dy, x) for the branch
+// forward reads x from memory once for the context (in position tiles, each read a second time
+// from cache), runs the transforms, and writes the output in one fused pass over x; backward is one pass over (dy, x) for the branch
 // gradients and one fused pass writing dx that also forms the attention logits' gradient and
 // gathers the conv_mask gradient. The one CPU-specific step is the seam at the top of forward():
 // on the CPU a small x runs as a single parallel region instead (cpu/global_context_team.hpp).
@@ -177,7 +177,7 @@ class GlobalContextBlock {
     y.resize(setup(x.shape()));
     if constexpr (std::same_as<B, Cpu>) {
       // The seam: the CPU fast path runs the whole forward when it applies, else the generic one.
-      if (cpu_.forward(path_, x, y, {context_, add_transform(), mul_transform(), ctx_, a_, m_, scale_})) return;
+      if (cpu_.forward(path_, x, y, {context_, add_transform(), mul_transform(), pooled_, a_, m_, scale_})) return;
     }
     forward_generic(x, y);
   }
@@ -186,9 +186,9 @@ class GlobalContextBlock {
   // only because nvcc rejects extended lambdas in private member functions).
   void forward_generic(const Tensor<T, B>& x, Tensor<T, B>& y) {
     const index_t n = x.size(0), c = channels(), s = x.size(2) * x.size(3);
-    context_.forward(x, ctx_);
-    if (add_) add_->forward(ctx_, a_);
-    if (mul_) mul_->forward(ctx_, m_);
+    context_.forward(x, pooled_);
+    if (add_) add_->forward(pooled_, a_);
+    if (mul_) mul_->forward(pooled_, m_);
     // scale = sigmoid(m) per (n, c), or 1; backward reads it.
     scale_.resize(Shape{n, c});
     T* sc = scale_.data();
@@ -229,8 +229,8 @@ class GlobalContextBlock {
     // Transforms (tiny): dctx = J_add^T da + J_mul^T dm.
     dctx_.resize(Shape{n, c, 1, 1});
     fill(dctx_, T(0));
-    if (add_) add_->backward(ctx_, a_, da_, dctx_);
-    if (mul_) mul_->backward(ctx_, m_, dm_, dctx_);
+    if (add_) add_->backward(pooled_, a_, da_, dctx_);
+    if (mul_) mul_->backward(pooled_, m_, dm_, dctx_);
     const T *xp = x.data(), *g = dy.data(), *sc = scale_.data(), *dc = dctx_.data();
     T* d = dx.data();
     if (context_.pooling() == Pooling::Average) {
@@ -254,7 +254,7 @@ class GlobalContextBlock {
     // centring; sum_s v = 0 makes it equal sum_s v x[c, s]).
     const index_t block = blocks::position_block(c), tiles = (s + block - 1) / block;
     dw_rows_.resize(Shape{n * tiles, c});
-    const T *p = context_.probabilities().data(), *wm = context_.mask_weight_param().value.data(), *cx = ctx_.data();
+    const T *p = context_.probabilities().data(), *wm = context_.mask_weight_param().value.data(), *cx = pooled_.data();
     T* dwr = dw_rows_.data();
     for_each_index_weighted(B{}, n * tiles, 3 * c * block, [=] GCNET_HD(index_t t) {
       const index_t k = t / tiles, s0 = (t % tiles) * block, len = std::min(block, s - s0);
@@ -359,7 +359,7 @@ class GlobalContextBlock {
   std::optional<blocks::ChannelTransform<T, B>> add_, mul_;
   [[no_unique_address]] CpuFastPath cpu_;
   // Saved by forward for backward: the context, the transforms' outputs, the scale sigmoid(m).
-  ScratchTensor<T, B> ctx_, a_, m_, scale_;
+  ScratchTensor<T, B> pooled_, a_, m_, scale_;  // the pooled context (ctx above), the transforms' outputs
   ScratchTensor<T, B> da_, dm_, dctx_, dw_rows_;  // backward scratch
 };
 

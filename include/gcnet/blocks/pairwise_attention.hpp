@@ -17,7 +17,7 @@
 #include <cmath>
 #include <concepts>
 
-#include "gcnet/blocks/reductions.hpp"  // detail::softmax_exp
+#include "gcnet/blocks/portable_reductions.hpp"  // detail::softmax_exp
 #include "gcnet/core/parallel.hpp"
 #include "gcnet/core/state.hpp"
 #include "gcnet/core/tensor.hpp"

@@ -59,7 +59,7 @@ struct GlobalContextParts {
   blocks::ContextModeling<T, Cpu>& context;
   blocks::ChannelTransform<T, Cpu>* add;  // nullptr when the fusion has no add branch
   blocks::ChannelTransform<T, Cpu>* mul;  // nullptr when the fusion has no mul branch
-  Tensor<T, Cpu>& ctx;
+  Tensor<T, Cpu>& pooled;  // the pooled context ctx
   Tensor<T, Cpu>& add_out;
   Tensor<T, Cpu>& mul_out;
   Tensor<T, Cpu>& scale;
@@ -84,7 +84,7 @@ class GlobalContextTeam {
   void run(const Tensor<T, Cpu>& x, Tensor<T, Cpu>& y, const GlobalContextParts<T>& b, int team) {
     const index_t n = x.size(0), c = x.size(1), s = x.size(2) * x.size(3), stride = team_stride(n * s);
     const bool attention = b.context.pooling() == Pooling::Attention;
-    b.ctx.resize(Shape{n, c, 1, 1});
+    b.pooled.resize(Shape{n, c, 1, 1});
     b.scale.resize(Shape{n, c});
     if (attention) {
       b.context.probabilities().resize(Shape{n, s});
@@ -97,7 +97,7 @@ class GlobalContextTeam {
     prepare(b.add, b.add_out, 0, n, c, team);
     prepare(b.mul, b.mul_out, 1, n, c, team);
     const T* xp = x.data();
-    T *yp = y.data(), *cx = b.ctx.data(), *sc = b.scale.data();
+    T *yp = y.data(), *cx = b.pooled.data(), *sc = b.scale.data();
     const T* shift = b.add ? b.add_out.data() : nullptr;
     const T* mp = b.mul ? b.mul_out.data() : nullptr;
     auto fuse_rows = [=](index_t k, index_t ch0, index_t ch1) {

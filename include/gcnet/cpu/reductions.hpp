@@ -8,7 +8,7 @@
 #include <algorithm>
 #include <concepts>
 
-#include "gcnet/blocks/reductions.hpp"
+#include "gcnet/blocks/portable_reductions.hpp"
 #include "gcnet/core/config.hpp"
 #include "gcnet/cpu/isa.hpp"
 

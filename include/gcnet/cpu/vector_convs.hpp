@@ -8,7 +8,7 @@
 // [2, 2048, 1, 1] -> 128 took 25-50 us forward and backward on one thread, these loops 5-10.
 #include <algorithm>
 
-#include "gcnet/blocks/reductions.hpp"
+#include "gcnet/blocks/portable_reductions.hpp"
 #include "gcnet/core/parallel.hpp"
 #include "gcnet/layers/conv2d.hpp"
 

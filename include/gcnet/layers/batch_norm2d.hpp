@@ -34,6 +34,9 @@ class BatchNorm2d {
  public:
   using value_type = T;
   using backend_type = B;
+  // backward reads x, dy and what forward saved; of y only its shape (models/res_block.hpp relies
+  // on it to run the ReLU after a norm in place).
+  static constexpr bool backward_ignores_output = true;
 
   explicit BatchNorm2d(index_t channels) : BatchNorm2d(BatchNorm2dOptions{.channels = channels}) {}
   explicit BatchNorm2d(const BatchNorm2dOptions& o) : opt_(o) {

@@ -36,6 +36,9 @@ class FrozenBatchNorm2d {
  public:
   using value_type = T;
   using backend_type = B;
+  // backward reads x, dy and what forward saved; of y only its shape (models/res_block.hpp relies
+  // on it to run the ReLU after a norm in place).
+  static constexpr bool backward_ignores_output = true;
 
   // Identity statistics: weight 1, bias 0, running_mean 0, running_var 1.
   explicit FrozenBatchNorm2d(index_t channels, double eps = 1e-5) : channels_(channels), eps_(eps) {

@@ -114,6 +114,9 @@ class SyncBatchNorm2d {
  public:
   using value_type = T;
   using backend_type = B;
+  // backward reads x, dy and what forward saved; of y only its shape (models/res_block.hpp relies
+  // on it to run the ReLU after a norm in place).
+  static constexpr bool backward_ignores_output = true;
 
   // Synchronizes over the Context's communicator.
   explicit SyncBatchNorm2d(index_t channels) : SyncBatchNorm2d(BatchNorm2dOptions{.channels = channels}) {}

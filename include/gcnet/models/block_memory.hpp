@@ -3,10 +3,12 @@
 // backward, and what it borrows only for the length of one call.
 //  - Gradient scratch (BlockGradScratch): backward runs one block at a time, so all blocks of a
 //    backbone share ONE set of gradient buffers instead of one per block.
-//  - Eval scratch (BlockEvalScratch): an eval forward keeps nothing between blocks but each
-//    block's output, so the fused eval forward (models/res_block_eval_fusion.hpp) of every block
-//    uses one shared set of intermediate activations; release_activations() drops what an
-//    earlier training forward kept.
+//  - Forward scratch (BlockForwardScratch): what a forward needs only until the block's output is
+//    written. An eval forward keeps nothing between blocks but each block's output, so the fused
+//    eval forward (models/res_block_eval_fusion.hpp) of every block uses one shared set of
+//    intermediate activations, and the training forward puts the shortcut's norm output there
+//    (read by the residual add only); release_activations() drops what an earlier training
+//    forward kept.
 //  - The direct plugin: a plugin placed alone after conv3 whose backward reads x and dy but not
 //    the values of its output (the global-context family) writes straight into the block's
 //    output; the residual add and ReLU then run there in place, and no copy of the plugin's
@@ -28,7 +30,7 @@ struct BlockGradScratch {
 };
 
 template <class T, class B>
-struct BlockEvalScratch {
+struct BlockForwardScratch {
   Tensor<T, B> a1, r1, a2, r2, a3, b3, da, db;
   std::vector<Tensor<T, B>> plugin_out;  // one per plugin of the block with the most
 };

@@ -5,7 +5,7 @@
 // a simplified NL, a Non-local block, or a layer of your own. A virtual call per plugin and
 // block is nothing next to the block's convolutions; what it buys is one instantiation of the
 // block and the backbone for every ablation variant.
-//   auto p = make_block_plugin<T, B>("context_block", GlobalContextBlock<T, B>(...));
+//   auto p = make_block_plugin("context_block", GlobalContextBlock<T, B>(gc_options(256)));
 // Copies are deep (clone()), as for every layer.
 #include <functional>
 #include <memory>

@@ -14,14 +14,16 @@
 //   models/res_block_eval_fusion.hpp  the eval forward with BatchNorm folded into the convs'
 //                                     outputs (one pass per norm, ReLU and residual fused)
 //   models/block_memory.hpp           what is kept, shared between blocks, or written in place
-// Reading order for a GC block inside a bottleneck: forward_layers() below, then
-// blocks/global_context.hpp.
+// The ReLUs run in place on the norms' outputs (detail::relu_to below, not the ReLU layer): a
+// norm's backward reads its output's shape only (Norm::backward_ignores_output, checked).
+// docs/design.md "Reading order" walks a GC block inside this bottleneck, forward and backward.
 #include <array>
 #include <optional>
 #include <string>
 #include <utility>
 #include <vector>
 
+#include "gcnet/compose/children.hpp"
 #include "gcnet/core/layer.hpp"
 #include "gcnet/core/module_init.hpp"
 #include "gcnet/core/state.hpp"
@@ -89,6 +91,9 @@ class ResBottleneck {
   using tensor_type = Tensor<T, B>;
   using norm_type = Norm;
   static constexpr index_t expansion = 4;
+  static_assert(Norm::backward_ignores_output,
+                "ResBottleneck runs its ReLUs in place on the norms' outputs: the norm's backward must read only the "
+                "shape of its output (declare static constexpr bool backward_ignores_output = true)");
 
   ResBottleneck(const ResBlockConfig& c, std::vector<PlacedPlugin<T, B>> plugins = {})
       : c_(c),
@@ -143,8 +148,8 @@ class ResBottleneck {
     return s;
   }
 
-  // Training (or eval with norms that do not fold): layer by layer, keeping what backward needs.
-  // Eval with foldable BatchNorms: the fused pass of res_block_eval_fusion.hpp.
+  // Training (or eval with norms that do not fold): forward_layers(), keeping what backward
+  // needs. Eval with foldable BatchNorms: forward_fused(). (Defined in res_block_eval_fusion.hpp.)
   void forward(const tensor_type& x, tensor_type& y);
 
   void backward(const tensor_type& x, const tensor_type& y, const tensor_type& dy, tensor_type& dx) {
@@ -163,12 +168,12 @@ class ResBottleneck {
     bn1_.forward(a1_, b1_);
     detail::relu_to(b1_, b1_);
     const tensor_type& p1 = plugins_forward(Position::AfterConv1, b1_);
-    conv2_in_ = &p1;
+    *conv2_in_ = &p1;
     conv2_.forward(p1, a2_);
     bn2_.forward(a2_, b2_);
     detail::relu_to(b2_, b2_);
     const tensor_type& p2 = plugins_forward(Position::AfterConv2, b2_);
-    conv3_in_ = &p2;
+    *conv3_in_ = &p2;
     conv3_.forward(p2, a3_);
     const bool after3 = has_plugins(Position::AfterConv3);
     tensor_type& b3 = after3 ? static_cast<tensor_type&>(b3_) : y;
@@ -177,8 +182,8 @@ class ResBottleneck {
     const tensor_type* sc = &x;
     if (c_.downsample) {
       down_conv_->forward(x, da_);
-      down_bn_->forward(da_, eval_->db);
-      sc = &eval_->db;
+      down_bn_->forward(da_, forward_scratch_->db);
+      sc = &forward_scratch_->db;
     }
     GCNET_CHECK(p3.shape() == sc->shape(), describe(), ": the residual branch gives ", p3.shape().str(),
                 " but the shortcut gives ", sc->shape().str());
@@ -242,7 +247,7 @@ class ResBottleneck {
 
   // Memory planning (block_memory.hpp): the backbone shares these between its blocks.
   OwnedScratch<BlockGradScratch<T, B>>& grad_scratch() { return scratch_; }
-  OwnedScratch<BlockEvalScratch<T, B>>& eval_scratch() { return eval_; }
+  OwnedScratch<BlockForwardScratch<T, B>>& forward_scratch() { return forward_scratch_; }
   // Drops what a layer-by-layer forward kept for backward (before an eval forward, which would
   // otherwise leave it resident).
   void release_activations() {
@@ -312,8 +317,9 @@ class ResBottleneck {
       add_into(dx, s.gsum, "ResBottleneck");
     }
     // Main branch, in reverse; s.g holds the gradient at the current point.
-    const tensor_type& p2 = *conv3_in_;
-    const tensor_type& p1 = *conv2_in_;
+    GCNET_CHECK(*conv2_in_ && *conv3_in_, describe(), ": backward needs a forward of this block first");
+    const tensor_type& p2 = **conv3_in_;
+    const tensor_type& p1 = **conv2_in_;
     const bool after3 = has_plugins(Position::AfterConv3);
     plugins_backward(Position::AfterConv3, s.gsum, s.g, &y);  // s.g = d b3
     detail::zeros_like(a3_, s.ga);
@@ -364,9 +370,10 @@ class ResBottleneck {
   ScratchTensor<T, B> a1_, b1_, a2_, b2_, a3_, b3_, da_;
   ScratchValue<std::vector<tensor_type>> plugin_out_;
   ScratchValue<std::vector<const tensor_type*>> plugin_in_;
-  const tensor_type *conv2_in_ = nullptr, *conv3_in_ = nullptr;  // r1 / r2 or the last plugin's output
+  // conv2's and conv3's inputs (r1 / r2, or the last plugin's output at that position).
+  ScratchValue<const tensor_type*> conv2_in_, conv3_in_;
   OwnedScratch<BlockGradScratch<T, B>> scratch_;
-  OwnedScratch<BlockEvalScratch<T, B>> eval_;
+  OwnedScratch<BlockForwardScratch<T, B>> forward_scratch_;
   // Eval fusion: per-norm scale/shift (bn1, bn2, bn3, downsample), and whether the last forward
   // was fused (backward then replays it layer by layer into y_again_).
   std::array<ScratchTensor<T, B>, 4> coef_{};

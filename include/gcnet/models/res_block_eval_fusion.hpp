@@ -73,7 +73,7 @@ void ResBottleneck<Norm, Conv2>::forward(const tensor_type& x, tensor_type& y) {
 template <class Norm, class Conv2>
 void ResBottleneck<Norm, Conv2>::forward_fused(const tensor_type& x, tensor_type& y) {
   if constexpr (std::is_same_v<Norm, BatchNorm2d<T, B>>) {
-    BlockEvalScratch<T, B>& e = *eval_;
+    BlockForwardScratch<T, B>& e = *forward_scratch_;
     if (e.plugin_out.size() < plugins_.size()) e.plugin_out.resize(plugins_.size());
     tensor_type* pout = e.plugin_out.data();
     conv1_.forward(x, e.a1);

@@ -344,7 +344,7 @@ class ResNetBackbone {
           continue;
         }
         b.grad_scratch().share_with(first->grad_scratch());
-        b.eval_scratch().share_with(first->eval_scratch());
+        b.forward_scratch().share_with(first->forward_scratch());
       }
   }
 

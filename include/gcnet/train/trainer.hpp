@@ -79,13 +79,13 @@ struct TrainerOptions {
   std::uint64_t seed = 0;                 // recorded in the log's meta line
   std::string exp_name = "gcnet";
   nlohmann::json config = nlohmann::json::object();  // recorded in the log's meta line
-  std::map<std::string, std::string> metadata;       // added to every checkpoint
+  std::map<std::string, std::string> metadata{};     // added to every checkpoint
   // Data-parallel group; unset: dist::default_communicator(). One rank: plain training.
-  std::optional<dist::CommunicatorRef> communicator;
+  std::optional<dist::CommunicatorRef> communicator{};
   // What a resume must keep to continue the run exactly (batch size, data, lr...; the seed
   // and the loader's batches per epoch are added): recorded in every checkpoint, compared by
   // resume(), which refuses a difference unless allow_settings_change.
-  RunSettings run_settings;
+  RunSettings run_settings{};
   bool allow_settings_change = false;
   // Iterations between NaN/Inf checks of the gradients and buffers (0: only at log intervals
   // and saves, where everything is checked). Checks of CUDA tensors copy them to the host.
