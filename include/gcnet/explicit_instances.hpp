@@ -44,6 +44,12 @@ template class ResBottleneck<BatchNorm2d<float, Cpu>, Conv2d<float, Cpu>>;
 template class ResBottleneck<BatchNorm2d<double, Cpu>, Conv2d<double, Cpu>>;
 template class RepeatN<ResBottleneck<BatchNorm2d<float, Cpu>, Conv2d<float, Cpu>>>;
 template class RepeatN<ResBottleneck<BatchNorm2d<double, Cpu>, Conv2d<double, Cpu>>>;
+template class ResNetBackbone<float, Cpu, BatchNorm2d<float, Cpu>, void, false, BasicBlocks>;
+template class ResNetBackbone<double, Cpu, BatchNorm2d<double, Cpu>, void, false, BasicBlocks>;
+template class ResBasicBlock<BatchNorm2d<float, Cpu>>;
+template class ResBasicBlock<BatchNorm2d<double, Cpu>>;
+template class RepeatN<ResBasicBlock<BatchNorm2d<float, Cpu>>>;
+template class RepeatN<ResBasicBlock<BatchNorm2d<double, Cpu>>>;
 }  // namespace gcnet
 
 #undef GCNET_INSTANCE_BOTH

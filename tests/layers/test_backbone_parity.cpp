@@ -21,9 +21,11 @@
 #include "gcnet/models/resnet.hpp"
 #include "gcnet/testing/parity.hpp"
 #include "support/files.hpp"
+#include "support/fixture_compare.hpp"
 #include "support/hash_init.hpp"
 
 using namespace gcnet;
+using namespace test;  // support/fixture_compare.hpp
 namespace fs = std::filesystem;
 
 namespace {
@@ -33,103 +35,6 @@ using Tn = Tensor<float, Cpu>;
 
 io::SafetensorsReader open_fixture(const std::string& model) {
   return io::SafetensorsReader(std::string(GCNET_FIXTURE_DIR) + "/backbone_" + model + ".safetensors");
-}
-
-// name -> shape from the fixture metadata "params" / "buffers" (JSON [[name, [dims]], ...]).
-std::map<std::string, Shape> fixture_names(const io::SafetensorsReader& f, const std::string& key) {
-  std::map<std::string, Shape> out;
-  for (const auto& e : nlohmann::json::parse(f.meta(key))) {
-    Shape s;
-    for (const auto& d : e[1]) s.push_back(d.get<index_t>());
-    out[e[0].get<std::string>()] = s;
-  }
-  return out;
-}
-
-// Every name (and shape) of the model is in the fixture and vice versa.
-void check_same_names(const std::map<std::string, Shape>& ours, const std::map<std::string, Shape>& theirs,
-                      const std::string& what) {
-  std::vector<std::string> only_ours, only_theirs, shape_differs;
-  for (const auto& [n, s] : ours) {
-    auto it = theirs.find(n);
-    if (it == theirs.end()) only_ours.push_back(n);
-    else if (!(it->second == s)) shape_differs.push_back(n + " (ours " + s.str() + ", PyTorch " + it->second.str() + ")");
-  }
-  for (const auto& [n, s] : theirs)
-    if (!ours.count(n)) only_theirs.push_back(n);
-  auto join = [](const std::vector<std::string>& v) {
-    std::string s;
-    for (const auto& e : v) s += (s.empty() ? "" : ", ") + e;
-    return s;
-  };
-  INFO(what, ": only in gcnet: [", join(only_ours), "]; only in PyTorch: [", join(only_theirs),
-       "]; shapes differ: [", join(shape_differs), "]");
-  CHECK(only_ours.empty());
-  CHECK(only_theirs.empty());
-  CHECK(shape_differs.empty());
-}
-
-template <class M>
-std::map<std::string, Shape> param_shapes(M& m, const std::string& prefix) {
-  std::map<std::string, Shape> out;
-  m.visit_parameters(prefix, ParamVisitor<float, Cpu>([&](const std::string& n, Param<float, Cpu>& p) {
-    out[n] = p.value.shape();
-  }));
-  return out;
-}
-template <class M>
-std::map<std::string, Shape> buffer_shapes(M& m, const std::string& prefix) {
-  std::map<std::string, Shape> out;
-  m.visit_buffers(prefix, BufferVisitor<float, Cpu>([&](const std::string& n, Tn& b) { out[n] = b.shape(); }));
-  return out;
-}
-
-// dL/dO for the probe term sum(O^2) / numel(O).
-Tn probe_gradient(const Tn& o) {
-  Tn g(o.shape());
-  const float scale = 2.0f / static_cast<float>(o.numel());
-  for (index_t i = 0; i < o.numel(); ++i) g[i] = o[i] * scale;
-  return g;
-}
-
-double max_abs(const Tn& t) {
-  double m = 0;
-  for (index_t i = 0; i < t.numel(); ++i) m = std::max(m, std::abs(static_cast<double>(t[i])));
-  return m;
-}
-
-// The gradients of every parameter against the fixture: full, or sampled entries + the L2 norm.
-template <class M>
-void compare_parameter_gradients(M& m, const std::string& prefix, const io::SafetensorsReader& f,
-                                 testing::ParityResult& r) {
-  std::map<std::string, const Tn*> grads;
-  m.visit_parameters(prefix, ParamVisitor<float, Cpu>([&](const std::string& n, Param<float, Cpu>& p) {
-    grads[n] = &p.grad;
-  }));
-  for (const auto& [name, g] : grads) {
-    if (name.size() >= 14 && name.compare(name.size() - 14, 14, "conv_mask.bias") == 0) {
-      // Softmax over HW is shift invariant: PyTorch's gradient is rounding noise around 0
-      // (relative comparison meaningless). Ours must be negligible next to conv_mask.weight's.
-      const std::string w = name.substr(0, name.size() - 4) + "weight";
-      const double scale = grads.count(w) ? max_abs(*grads.at(w)) : 1.0;
-      r.add("grad." + name + " (|g| / max|grad conv_mask.weight|)", max_abs(*g) / std::max(scale, 1e-30), 1e-3);
-      continue;
-    }
-    if (f.contains("grad." + name)) {
-      r.add("grad." + name, testing::relative_error(*g, f.tensor<double>("grad." + name)), kTolerance);
-      continue;
-    }
-    REQUIRE_MESSAGE(f.contains("grad_idx." + name), f.path(), ": no gradient for '", name, "'");
-    const auto idx = f.tensor<std::int64_t>("grad_idx." + name);
-    const auto val = f.tensor<double>("grad_val." + name);
-    Tn picked(val.shape());
-    for (index_t i = 0; i < idx.numel(); ++i) picked[i] = (*g)[static_cast<index_t>(idx[i])];
-    r.add("grad." + name + " (sampled)", testing::relative_error(picked, val), kTolerance);
-    double norm = 0;
-    for (index_t i = 0; i < g->numel(); ++i) norm += static_cast<double>((*g)[i]) * (*g)[i];
-    const double ref = f.tensor<double>("grad_norm." + name)[0];
-    r.add("grad." + name + " (L2 norm)", std::abs(std::sqrt(norm) - ref) / ref, kTolerance);
-  }
 }
 
 void check_result(const testing::ParityResult& r, const std::string& model) {

@@ -26,6 +26,15 @@ inline int num_threads() {
 #endif
 }
 
+// The threads of the CPU kernels from now on (a program's --threads).
+inline void set_num_threads(int n) {
+#if defined(_OPENMP)
+  if (n > 0) omp_set_num_threads(n);
+#else
+  (void)n;
+#endif
+}
+
 template <class F>
 void for_each_index(Cpu, index_t n, F&& f, index_t grain = kParallelGrain) {
 #if defined(_OPENMP)

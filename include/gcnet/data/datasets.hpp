@@ -1,6 +1,8 @@
 #pragma once
 // Two Datasets (see loader.hpp): samples held in memory (tests, generated toy data), and a
 // folder of images with label maps (examples). Both run a Compose of transforms in get().
+// For segmentation folders with class names, a palette and label checks, see
+// seg_folder_dataset.hpp (SegFolderDataset, built on FolderDataset).
 #include <algorithm>
 #include <filesystem>
 #include <string>
@@ -54,6 +56,7 @@ class FolderDataset {
   }
   index_t size() const { return static_cast<index_t>(items_.size()); }
   const std::string& image_path(index_t i) const { return items_[static_cast<std::size_t>(i)].image; }
+  const std::string& label_path(index_t i) const { return items_[static_cast<std::size_t>(i)].label; }
   Sample get(index_t i, Rng& rng) const {
     GCNET_CHECK(i >= 0 && i < size(), "FolderDataset: index ", i, " out of range for ", size(), " samples");
     const Item& it = items_[static_cast<std::size_t>(i)];

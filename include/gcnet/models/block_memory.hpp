@@ -9,10 +9,11 @@
 //    intermediate activations, and the training forward puts the shortcut's norm output there
 //    (read by the residual add only); release_activations() drops what an earlier training
 //    forward kept.
-//  - The direct plugin: a plugin placed alone after conv3 whose backward reads x and dy but not
-//    the values of its output (the global-context family) writes straight into the block's
-//    output; the residual add and ReLU then run there in place, and no copy of the plugin's
-//    output is kept for backward.
+//  - The direct plugin: a plugin placed alone at the block's last position (after conv3 in a
+//    Bottleneck, after conv2 in a BasicBlock) whose backward reads x and dy but not the values
+//    of its output (the global-context family) writes straight into the block's output; the
+//    residual add and ReLU then run there in place, and no copy of the plugin's output is kept
+//    for backward.
 // A copy of a block or backbone gets scratch of its own (OwnedScratch); sharing between the
 // blocks of one backbone is explicit (share_with), set up by the backbone.
 #include <cstddef>
@@ -44,12 +45,13 @@ struct PlacedPlugin {
 
 inline constexpr std::size_t kNoDirectPlugin = static_cast<std::size_t>(-1);
 
-// The index of the direct plugin (see above), or kNoDirectPlugin.
+// The index of the direct plugin (see above) at the block's last position `last`, or
+// kNoDirectPlugin.
 template <Scalar T, Backend B>
-std::size_t direct_plugin(const std::vector<PlacedPlugin<T, B>>& plugins) {
+std::size_t direct_plugin(const std::vector<PlacedPlugin<T, B>>& plugins, Position last = Position::AfterConv3) {
   std::size_t at = kNoDirectPlugin, count = 0;
   for (std::size_t i = 0; i < plugins.size(); ++i)
-    if (plugins[i].position == Position::AfterConv3) {
+    if (plugins[i].position == last) {
       at = i;
       ++count;
     }

@@ -36,7 +36,7 @@ namespace gcnet {
 
 // The runtime shape of one bottleneck.
 struct ResBlockConfig {
-  index_t inplanes = 0, planes = 0;  // output channels = planes * 4
+  index_t inplanes = 0, planes = 0;  // output channels = planes * expansion (4; 1 in a BasicBlock)
   index_t width = 0;                 // conv1/conv2 channels (planes, or the ResNeXt width)
   index_t stride = 1, dilation = 1, groups = 1;
   bool downsample = false;

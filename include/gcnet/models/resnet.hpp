@@ -3,8 +3,12 @@
 // (core/module.hpp): input the images [N, C, H, W], output FeatureMaps { c2, c3, c4, c5 } (the
 // stages in out_indices; the others stay undefined).
 //
-// One compiled type per (scalar, backend, norm, deformable kind, stem):
-//   ResNetBackbone<T, B, Norm = BatchNorm2d<T, B>, Deform = void, DeepStem = false>
+// One compiled type per (scalar, backend, norm, deformable kind, stem, block family):
+//   ResNetBackbone<T, B, Norm = BatchNorm2d<T, B>, Deform = void, DeepStem = false,
+//                  Blocks = BottleneckBlocks>
+//   BasicResNetBackbone<T, B, Norm, DeepStem>   = ResNetBackbone<T, B, Norm, void, DeepStem, BasicBlocks>:
+//                  ResNet-18/34 of BasicBlocks (models/res_basic_block.hpp; mmseg ResNetV1c-18 D8
+//                  with DeepStem = true and the D8 strides/dilations as options)
 // Everything else is a value in ResNetOptions (models/resnet_options.hpp): depth, widths,
 // ResNeXt groups, strides and dilations, which stages are deformable, the global-context
 // plugins (GC of any ratio / pooling / fusion, SE, simplified NL: position and stages), outputs,
@@ -38,6 +42,7 @@
 #include "gcnet/core/state.hpp"
 #include "gcnet/layers/batch_norm2d.hpp"
 #include "gcnet/models/feature_maps.hpp"
+#include "gcnet/models/res_basic_block.hpp"
 #include "gcnet/models/res_block.hpp"
 #include "gcnet/models/resnet_options.hpp"
 #include "gcnet/models/resnet_stem.hpp"
@@ -72,8 +77,35 @@ PluginHandle<T, B> make_context_plugin(const ContextPlugin& p, index_t channels)
                            [o](const Shape& in) { return global_context_macs(o, in); });
 }
 
-template <Scalar T = float, Backend B = Cpu, class Norm = BatchNorm2d<T, B>, class Deform = void, bool DeepStem = false>
+// The block family of a backbone (its last template argument): the block type, and what the
+// backbone checks and counts by it.
+struct BottleneckBlocks {
+  template <class Norm, class Conv2>
+  using block = ResBottleneck<Norm, Conv2>;
+  static constexpr const char* name = "Bottleneck";
+  static constexpr index_t convs_per_block = 3;  // the depth counts them (50 = 3 * 16 + 2)
+  static constexpr bool grouped = true;          // ResNeXt widths
+  static constexpr bool deformable = true;       // conv2 may be a DCN
+  static bool has_depth(int d) { return d == 50 || d == 101 || d == 152; }
+  static bool allows_position(Position) { return true; }
+};
+struct BasicBlocks {
+  template <class Norm, class Conv2>
+  using block = ResBasicBlock<Norm>;
+  static constexpr const char* name = "BasicBlock";
+  static constexpr index_t convs_per_block = 2;  // 18 = 2 * 8 + 2
+  static constexpr bool grouped = false;
+  static constexpr bool deformable = false;
+  static bool has_depth(int d) { return d == 18 || d == 34; }
+  static bool allows_position(Position p) { return p != Position::AfterConv3; }  // as ResBasicBlock
+};
+
+template <Scalar T = float, Backend B = Cpu, class Norm = BatchNorm2d<T, B>, class Deform = void, bool DeepStem = false,
+          class Blocks = BottleneckBlocks>
 class ResNetBackbone {
+  static_assert(Blocks::deformable || std::is_void_v<Deform>,
+                "a BasicBlock ResNet has no deformable conv2 (mmdet/mmseg: not implemented): Deform must be void");
+
  public:
   using value_type = T;
   using backend_type = B;
@@ -81,13 +113,18 @@ class ResNetBackbone {
   using input_type = Tensor<T, B>;
   using output_type = FeatureMaps<T, B>;
   using norm_type = Norm;
-  using block_type = ResBottleneck<Norm, Conv2Choice<Deform, T, B>>;
+  using block_family = Blocks;
+  using block_type = typename Blocks::template block<Norm, Conv2Choice<Deform, T, B>>;
   using stage_type = RepeatN<block_type>;
   using stem_type = std::conditional_t<DeepStem, DeepResNetStem<Norm>, ResNetStem<Norm>>;
   static constexpr bool deep_stem = DeepStem;
 
   explicit ResNetBackbone(const ResNetOptions& o = {}, std::vector<CustomPlugin<T, B>> custom = {})
       : o_(check(o)), custom_(std::move(custom)), stem_(make_stem(o)) {
+    for (std::size_t i = 0; i < custom_.size(); ++i)
+      GCNET_CHECK(Blocks::allows_position(custom_[i].position), "ResNet: custom plugin ", i, " at ",
+                  position_name(custom_[i].position), ": a ", Blocks::name, " has no conv3; use AfterConv2 (after bn2, "
+                  "before the residual add) or AfterConv1");
     index_t inplanes = o.stem_channels;
     for (int s = 0; s < 4; ++s) {
       stages_[static_cast<std::size_t>(s)] = std::make_unique<stage_type>(make_stage(s, inplanes));
@@ -108,7 +145,7 @@ class ResNetBackbone {
   const ResNetOptions& options() const { return o_; }
   stem_type& stem() { return stem_; }
   stage_type& stage(int s) { return *stages_.at(static_cast<std::size_t>(s)); }
-  // Output channels of stage s (planes * 4).
+  // Output channels of stage s (planes * expansion: 4 for Bottlenecks, 1 for BasicBlocks).
   index_t stage_channels(int s) const { return o_.base_channels * (index_t(1) << s) * block_type::expansion; }
   std::vector<index_t> out_channels() const {
     std::vector<index_t> c;
@@ -190,7 +227,9 @@ class ResNetBackbone {
     for (const auto& p : o_.plugins) s += ", " + describe_global_context(p.block) + "@" + position_name(p.position);
     return s + ")";
   }
-  index_t depth() const { return 3 * (o_.blocks[0] + o_.blocks[1] + o_.blocks[2] + o_.blocks[3]) + 2; }
+  index_t depth() const {
+    return Blocks::convs_per_block * (o_.blocks[0] + o_.blocks[1] + o_.blocks[2] + o_.blocks[3]) + 2;
+  }
 
   template <class F>
   void for_each_child(F&& f) {
@@ -262,6 +301,23 @@ class ResNetBackbone {
     }
     GCNET_CHECK(o.groups > 0 && o.base_width > 0, who, ": groups and base_width must be positive, got ", o.groups,
                 " and ", o.base_width);
+    if (o.depth != 0) {
+      (void)resnet_blocks(o.depth);  // a depth that no family has
+      GCNET_CHECK(Blocks::has_depth(o.depth), who, ": depth ", o.depth, " is a ",
+                  resnet_depth_is_basic(o.depth) ? "BasicBlock" : "Bottleneck", " ResNet, but this backbone type is "
+                  "built of ", Blocks::name, "s: use ",
+                  resnet_depth_is_basic(o.depth) ? "BasicResNetBackbone<T, B, Norm, DeepStem>"
+                                                 : "ResNetBackbone<T, B, ...> (the default block family) or ResNet<...>");
+    }
+    if constexpr (!Blocks::grouped)
+      GCNET_CHECK(o.groups == 1 && o.base_width == 64, who, ": a ", Blocks::name, " ResNet has no grouped "
+                  "convolutions (groups must be 1 and base_width 64, as mmdet/torchvision), got groups ", o.groups,
+                  " and base_width ", o.base_width);
+    for (std::size_t i = 0; i < o.plugins.size(); ++i)
+      GCNET_CHECK(Blocks::allows_position(o.plugins[i].position), who, ": plugin ", i, " (",
+                  describe_global_context(o.plugins[i].block), ") at ", position_name(o.plugins[i].position), ": a ",
+                  Blocks::name, " has no conv3; use AfterConv2 (after bn2, before the residual add: where GCNet puts "
+                  "the GC block in a BasicBlock) or AfterConv1");
     if constexpr (std::is_void_v<Deform>)
       for (bool d : o.dcn_stages)
         GCNET_CHECK(!d, who, ": dcn_stages asks for deformable convolutions, but this backbone type has no "
@@ -361,9 +417,24 @@ class ResNetBackbone {
   ScratchValue<bool> eval_forward_;                // the last forward was forward_stages_eval
 };
 
+// ResNet-18/34 (mmdet/mmseg BasicBlock ResNets): the backbone type of BasicBlocks. With
+// DeepStem = true it is mmseg's ResNetV1c-18/34; D8 is the options' strides and dilations:
+//   ResNetOptions o = resnet_depth(18);
+//   o.strides = {1, 2, 1, 1}; o.dilations = {1, 1, 2, 4}; o.contract_dilation = true;
+//   o.plugins = {{.block = gc_options(0, {1, 16}), .position = Position::AfterConv2}};  // c3-c5
+//   BasicResNetBackbone<float, Cpu, BatchNorm2d<float, Cpu>, true> net(o);
+template <Scalar T = float, Backend B = Cpu, class Norm = BatchNorm2d<T, B>, bool DeepStem = false>
+using BasicResNetBackbone = ResNetBackbone<T, B, Norm, void, DeepStem, BasicBlocks>;
+
 // Compiled once per program with GCNET_EXTERN_LAYERS (core/extern_instances.hpp): the default
-// backbone type, its block, stage and stems.
+// backbone types (Bottleneck and BasicBlock), their blocks, stages and stems.
 GCNET_EXTERN_CLASS(ResNetBackbone)
+GCNET_EXTERN_INSTANCE(ResNetBackbone<float, Cpu, BatchNorm2d<float, Cpu>, void, false, BasicBlocks>)
+GCNET_EXTERN_INSTANCE(ResNetBackbone<double, Cpu, BatchNorm2d<double, Cpu>, void, false, BasicBlocks>)
+GCNET_EXTERN_INSTANCE(ResBasicBlock<BatchNorm2d<float, Cpu>>)
+GCNET_EXTERN_INSTANCE(ResBasicBlock<BatchNorm2d<double, Cpu>>)
+GCNET_EXTERN_INSTANCE(RepeatN<ResBasicBlock<BatchNorm2d<float, Cpu>>>)
+GCNET_EXTERN_INSTANCE(RepeatN<ResBasicBlock<BatchNorm2d<double, Cpu>>>)
 GCNET_EXTERN_INSTANCE(ResBottleneck<BatchNorm2d<float, Cpu>, Conv2d<float, Cpu>>)
 GCNET_EXTERN_INSTANCE(ResBottleneck<BatchNorm2d<double, Cpu>, Conv2d<double, Cpu>>)
 GCNET_EXTERN_INSTANCE(RepeatN<ResBottleneck<BatchNorm2d<float, Cpu>, Conv2d<float, Cpu>>>)

@@ -16,8 +16,11 @@
 
 namespace gcnet {
 
-// Where in a residual block a plugin runs: after conv1's ReLU, after conv2's ReLU, or after the
-// last norm (before the residual add), as mmdet's 'after_conv1' / 'after_conv2' / 'after_conv3'.
+// Where in a residual block a plugin runs. In a Bottleneck: after conv1's ReLU, after conv2's
+// ReLU, or after the last norm (before the residual add), as mmdet's 'after_conv1' /
+// 'after_conv2' / 'after_conv3'. In a BasicBlock (models/res_basic_block.hpp): AfterConv1 after
+// conv1's ReLU, AfterConv2 after bn2 (its last norm, before the residual add: where GCNet puts
+// GC in a BasicBlock); AfterConv3 does not exist there and is refused.
 enum class Position { AfterConv1, AfterConv2, AfterConv3 };
 
 inline const char* position_name(Position p) {
@@ -50,6 +53,8 @@ struct ResNetOptions {
   std::vector<int> out_indices{0, 1, 2, 3};
   int frozen_stages = -1;               // -1: none; 0: the stem; k: the stem and layer1..layerk
   bool norm_eval = false;               // norms in eval mode even when training
+  int depth = 0;                        // resnet_depth(d) sets d: the backbone checks that its block family has
+                                        // that depth (18/34 BasicBlock, 50/101/152 Bottleneck); 0: blocks given
   std::array<index_t, 4> blocks{3, 4, 6, 3};  // blocks per stage (depth 50)
   index_t groups = 1, base_width = 64;  // ResNeXt: 3x3 convs of width int(planes * base_width / 64) * groups
   std::array<index_t, 4> strides{1, 2, 2, 2};
@@ -59,18 +64,28 @@ struct ResNetOptions {
   std::vector<ContextPlugin> plugins{};  // global-context blocks, in order
 };
 
-// mmdet's depths: 18 and 34 are BasicBlock ResNets, 50/101/152 Bottleneck ones.
+// mmdet/mmseg's depths (arch_settings): 18 and 34 are BasicBlock ResNets (BasicResNetBackbone),
+// 50/101/152 Bottleneck ones (ResNetBackbone, the default).
 inline std::array<index_t, 4> resnet_blocks(int depth) {
   switch (depth) {
+    case 18: return {2, 2, 2, 2};
+    case 34: return {3, 4, 6, 3};
     case 50: return {3, 4, 6, 3};
     case 101: return {3, 4, 23, 3};
     case 152: return {3, 8, 36, 3};
-    default: detail::fail("ResNet: depth ", depth, " is not one of 50, 101, 152 (Bottleneck)");
+    default:
+      detail::fail("ResNet: depth ", depth, " is not one of 18, 34 (BasicBlock: BasicResNetBackbone) or 50, 101, 152 ",
+                   "(Bottleneck: ResNetBackbone)");
   }
 }
+// Whether a depth of resnet_blocks() is a BasicBlock ResNet (18, 34).
+inline bool resnet_depth_is_basic(int depth) { return depth == 18 || depth == 34; }
+// The options of a named depth: its blocks, and `depth` set so that a backbone of the other
+// block family refuses them (ResNet-34 and ResNet-50 have the same blocks per stage).
 inline ResNetOptions resnet_depth(int depth) {
   ResNetOptions o;
   o.blocks = resnet_blocks(depth);
+  o.depth = depth;
   return o;
 }
 

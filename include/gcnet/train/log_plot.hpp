@@ -1,6 +1,6 @@
 #pragma once
 // Turns a training log (<timestamp>.log.json, see json_log.hpp) into an SVG with two
-// panels: the losses (every key starting with "loss", as mmdet's analyze_logs) and the
+// panels: the losses (every key containing "loss", e.g. "loss_cls" or mmseg's "decode.loss_ce") and the
 // learning rate, against the global iteration. Used by tools/plot_log and the examples.
 #include <algorithm>
 #include <cmath>
@@ -57,7 +57,7 @@ inline TrainLog read_train_log(const std::string& path) {
     log.iter.push_back(x);
     log.lr.push_back(j["lr"].get<double>());
     for (auto it = j.begin(); it != j.end(); ++it) {
-      if (it.key().rfind("loss", 0) != 0 || !it->is_number()) continue;
+      if (it.key().find("loss") == std::string::npos || !it->is_number()) continue;
       auto& series = log.losses[it.key()];
       if (series.empty() && std::find(log.loss_names.begin(), log.loss_names.end(), it.key()) == log.loss_names.end())
         log.loss_names.push_back(it.key());

@@ -66,8 +66,9 @@
 
 namespace gcnet {
 
-// Named losses of one iteration, e.g. {{"loss_cls", 0.69}, {"loss_aux", 0.2}}. Their sum is
-// logged as "loss".
+// Named losses of one iteration, e.g. {{"loss_cls", 0.69}, {"loss_aux", 0.2}}. As mmseg's
+// parse_losses, the entries whose name contains "loss" are summed into "loss"; the others (such
+// as "decode.acc_seg") are logged as they are.
 using NamedLosses = std::vector<std::pair<std::string, double>>;
 
 struct TrainerOptions {
@@ -201,7 +202,7 @@ class Trainer {
       double total = 0;
       for (const auto& [name, v] : losses) {
         if (!std::isfinite(v)) stop_on_bad_loss(name, v);
-        total += v;
+        if (name.find("loss") != std::string::npos) total += v;  // others are metrics (acc_seg)
       }
       if (!std::isfinite(total)) stop_on_bad_loss("loss", total);
 

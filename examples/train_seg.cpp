@@ -1,0 +1,205 @@
+// gcnet_train_seg: trains mmseg's GCNet segmentor (EncoderDecoder: ResNetV1c-D8 backbone with an
+// optional context block, GCHead / NLHead / FCNHead decode head, auxiliary FCNHead) with the
+// Trainer: SGD with mmseg's poly schedule, checkpoints, exact resume, <timestamp>.log.json and the
+// loss curve (curve.svg). Under `mpirun -np K` it trains data-parallel with SyncBN.
+// Data: the generated Fashion-MNIST scenes (default) or a folder in the mmseg layout (--data).
+// The checkpoint records the model (metadata "segmentor") and the classes, so
+//   gcnet_test_seg WORK_DIR/latest.safetensors
+// evaluates it without repeating the model flags.
+#include <CLI/CLI.hpp>
+
+#include <cstdio>
+#include <filesystem>
+#include <string>
+
+#include "gcnet/core/parallel.hpp"
+#include "gcnet/data/loader.hpp"
+#include "gcnet/data/photometric.hpp"
+#include "gcnet/optim/lr_schedule.hpp"
+#include "gcnet/optim/sgd.hpp"
+#include "gcnet/seg/segmentor_config.hpp"
+#include "gcnet/train/log_plot.hpp"
+#include "gcnet/train/trainer.hpp"
+#include "seg_data.hpp"
+#if GCNET_EXAMPLE_MPI
+#include "gcnet/dist/mpi_communicator.hpp"
+#endif
+
+using namespace gcnet;
+
+namespace {
+
+struct Settings {
+  SegmentorConfig model;
+  seg_example::DataChoice data;
+  int iters = 1000, batch = 8, log_interval = 20, checkpoint_interval = 0, workers = 1, threads = 0;
+  index_t crop = 0;             // 0: no crop (the scenes' size); folder data: mmseg's crop 512
+  index_t scale_long = 2048, scale_short = 512;  // folder data: RandomResize scale (ADE20K's)
+  double lr = 0.01, momentum = 0.9, weight_decay = 5e-4, power = 0.9, min_lr = 1e-4;
+  std::uint64_t seed = 0;
+  std::string work_dir = "work/seg", resume, plugin_stages = "0111";
+  bool allow_settings_change = false, no_aux = false;
+};
+
+// mmseg's training pipeline: for a folder RandomResize (ratio 0.5-2) -> RandomCrop
+// (cat_max_ratio 0.75) -> RandomFlip -> PhotoMetricDistortion -> Normalize; for the generated
+// scenes (already at their size, articles at random scales) RandomFlip -> Normalize.
+data::Compose train_pipeline(const Settings& s) {
+  data::Compose t;
+  if (!s.data.folder.empty()) {
+    t.push_back(data::RandomResize{.long_edge = s.scale_long, .short_edge = s.scale_short});
+    const index_t crop = s.crop > 0 ? s.crop : 512;
+    t.push_back(data::RandomCrop{.crop_h = crop, .crop_w = crop, .cat_max_ratio = 0.75});
+  } else if (s.crop > 0) {
+    t.push_back(data::RandomCrop{.crop_h = s.crop, .crop_w = s.crop});
+  }
+  t.push_back(data::RandomFlip{});
+  if (!s.data.folder.empty()) t.push_back(data::PhotoMetricDistortion{});
+  t.push_back(seg_example::normalize());
+  return t;
+}
+
+template <class Seg>
+int train(Seg& seg, const Settings& s, const data::SegClasses& classes, data::AnyDataset dataset) {
+  data::DataLoader loader(std::move(dataset),
+                          {.batch_size = s.batch, .shuffle = true, .seed = s.seed, .workers = s.workers});
+  Sgd<float> opt(named_parameters(seg), {.lr = s.lr, .momentum = s.momentum, .weight_decay = s.weight_decay});
+  const PolyLr schedule({.max_iters = s.iters, .power = s.power, .eta_min = s.min_lr});
+  auto loss_fn = [&seg](const SegOutputs<float, Cpu>& out, const data::Batch& b, SegOutputs<float, Cpu>& dout) {
+    return seg.losses(out, b.labels, dout);
+  };
+  TrainerOptions topt;
+  topt.work_dir = s.work_dir;
+  topt.log_interval = s.log_interval;
+  topt.checkpoint_interval = s.checkpoint_interval;
+  topt.seed = s.seed;
+  topt.exp_name = "train_seg";
+  const nlohmann::json model_json = s.model;
+  // The checkpoint says what it is: gcnet_test_seg rebuilds the model and names the classes from it.
+  topt.metadata = {{"segmentor", model_json.dump()}, {"classes", data::seg_classes_json(classes).dump()}};
+  topt.run_settings = {{"model", model_json.dump()},
+                       {"batch", std::to_string(s.batch)},
+                       {"data", s.data.folder.empty() ? "scenes:" + std::to_string(s.data.scenes) + ":" +
+                                                            std::to_string(s.data.scene_size) + ":" +
+                                                            std::to_string(s.data.data_seed)
+                                                      : s.data.folder},
+                       {"crop", std::to_string(s.crop)},
+                       {"lr", nlohmann::json(s.lr).dump()},
+                       {"schedule", nlohmann::json{{"iters", s.iters}, {"power", s.power}, {"min_lr", s.min_lr}}.dump()}};
+  topt.allow_settings_change = s.allow_settings_change;
+  topt.config = {{"model", model_json}, {"describe", seg.describe()}, {"iters", s.iters}, {"batch", s.batch},
+                 {"lr", s.lr}, {"momentum", s.momentum}, {"weight_decay", s.weight_decay}, {"power", s.power},
+                 {"min_lr", s.min_lr}, {"crop", s.crop}, {"data", s.data.folder.empty() ? "fashion-mnist scenes" : s.data.folder}};
+  Trainer trainer(seg, loader, opt, schedule, loss_fn, topt);
+  const bool lead = trainer.rank() == 0;
+  if (lead)
+    std::printf("gcnet_train_seg: %s\n%lld parameters, %lld training images, batch %d, %d iterations, %d threads, "
+                "%d rank(s)\n",
+                seg.describe().c_str(), static_cast<long long>(parameter_count(seg)),
+                static_cast<long long>(loader.dataset().size()), s.batch, s.iters, num_threads(),
+                trainer.world_size());
+  if (!s.resume.empty()) {
+    trainer.resume(s.resume);
+    if (trainer.iter() >= s.iters) {
+      if (lead)
+        std::printf("%s is at iteration %lld, the end of a run of --iters %d: nothing to train\n", s.resume.c_str(),
+                    static_cast<long long>(trainer.iter()), s.iters);
+      return 0;
+    }
+  }
+  trainer.run(s.iters);
+  if (!lead) return 0;
+  const std::string curve = (std::filesystem::path(s.work_dir) / "curve.svg").string();
+  plot_train_log(trainer.log_path().string(), curve);
+  std::printf("log %s\ncheckpoint %s\ncurve %s\n", trainer.log_path().c_str(), trainer.last_checkpoint().c_str(),
+              curve.c_str());
+  return 0;
+}
+
+std::array<bool, 4> parse_stages(const std::string& s) {
+  GCNET_CHECK(s.size() == 4 && s.find_first_not_of("01") == std::string::npos,
+              "--plugin-stages: expected four 0/1 digits for c2..c5 (e.g. 0111), got '", s, "'");
+  return {s[0] == '1', s[1] == '1', s[2] == '1', s[3] == '1'};
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Settings s;
+  // The defaults are the README's demo model: a narrow GC-ResNet-18 V1c-D8 with a GCHead.
+  s.model.depth = 18;
+  s.model.base_channels = 16;
+  s.model.stem_channels = 32;
+  s.model.plugin = "gc";
+  s.model.ratio = 4;
+  s.model.head = "gc";
+  s.model.head_channels = 64;
+  s.model.aux_channels = 32;
+  CLI::App app{"gcnet_train_seg: train mmseg's GCNet segmentor (ResNetV1c-D8 + GCHead / NLHead / FCNHead, auxiliary "
+               "FCNHead) on the generated Fashion-MNIST scenes or on your own images.\n"
+               "mmseg's gcnet_r50-d8 is: --depth 50 --base-channels 64 --stem-channels 64 --plugin none --head gc "
+               "--head-channels 512 --aux-channels 256 --crop 512"};
+  auto* model = "Model";
+  app.add_option("--depth", s.model.depth, "ResNet depth: 18, 34 (BasicBlock) or 50, 101, 152 (Bottleneck)")
+      ->check(CLI::IsMember({18, 34, 50, 101, 152}))->group(model)->capture_default_str();
+  app.add_option("--base-channels", s.model.base_channels, "width of layer1 (64 in mmseg; smaller is faster)")
+      ->check(CLI::Range(1, 4096))->group(model)->capture_default_str();
+  app.add_option("--stem-channels", s.model.stem_channels, "output channels of the deep stem")
+      ->check(CLI::Range(2, 4096))->group(model)->capture_default_str();
+  app.add_option("--plugin", s.model.plugin, "context block in the backbone: none, se, gc, snl, nl")
+      ->check(CLI::IsMember({"none", "se", "gc", "snl", "nl"}))->group(model)->capture_default_str();
+  app.add_option("--ratio", s.model.ratio, "the block's reduction: GC planes C/ratio, SE C/ratio")
+      ->check(CLI::PositiveNumber)->group(model)->capture_default_str();
+  app.add_option("--plugin-stages", s.plugin_stages, "stages c2..c5 that get the block, as four 0/1 digits")
+      ->group(model)->capture_default_str();
+  app.add_option("--head", s.model.head, "decode head: fcn, gc (GCHead), nl (NLHead)")
+      ->check(CLI::IsMember({"fcn", "gc", "nl"}))->group(model)->capture_default_str();
+  app.add_option("--head-channels", s.model.head_channels, "channels of the decode head")
+      ->check(CLI::PositiveNumber)->group(model)->capture_default_str();
+  app.add_option("--aux-channels", s.model.aux_channels, "channels of the auxiliary FCN head")
+      ->check(CLI::PositiveNumber)->group(model)->capture_default_str();
+  app.add_flag("--no-aux", s.no_aux, "train without the auxiliary head")->group(model);
+  auto* data = "Data";
+  app.add_option("--data", s.data.folder, "a training folder: images/, labels/ (PNG label maps) and classes.json "
+                 "(default: the generated Fashion-MNIST scenes)")->group(data);
+  app.add_option("--scenes", s.data.scenes, "generated: number of training scenes")
+      ->check(CLI::Range(1, 1 << 24))->group(data)->capture_default_str();
+  app.add_option("--scene-size", s.data.scene_size, "generated: scene side in pixels")
+      ->check(CLI::Range(128, 4096))->group(data)->capture_default_str();
+  app.add_option("--data-seed", s.data.data_seed, "generated: the scenes' seed")->group(data)->capture_default_str();
+  app.add_option("--crop", s.crop, "random crop side (0: none for the scenes, 512 for a folder)")
+      ->check(CLI::Range(0, 8192))->group(data)->capture_default_str();
+  app.add_option("--workers", s.workers, "data loading threads")->check(CLI::Range(0, 64))->group(data)->capture_default_str();
+  auto* sched = "Schedule";
+  app.add_option("--iters", s.iters, "training iterations")->check(CLI::PositiveNumber)->group(sched)->capture_default_str();
+  app.add_option("--batch", s.batch, "images per iteration (over all ranks)")->check(CLI::Range(1, 4096))->group(sched)->capture_default_str();
+  app.add_option("--lr", s.lr, "base learning rate (SGD, poly decay)")->check(CLI::PositiveNumber)->group(sched)->capture_default_str();
+  app.add_option("--momentum", s.momentum, "SGD momentum")->check(CLI::Range(0.0, 1.0))->group(sched)->capture_default_str();
+  app.add_option("--weight-decay", s.weight_decay, "SGD weight decay")->check(CLI::NonNegativeNumber)->group(sched)->capture_default_str();
+  app.add_option("--power", s.power, "poly schedule power")->check(CLI::NonNegativeNumber)->group(sched)->capture_default_str();
+  app.add_option("--min-lr", s.min_lr, "poly schedule's final lr")->check(CLI::NonNegativeNumber)->group(sched)->capture_default_str();
+  auto* run = "Run";
+  app.add_option("--seed", s.seed, "random seed (weights, shuffling, augmentation)")->group(run)->capture_default_str();
+  app.add_option("--threads", s.threads, "OpenMP threads (0: all cores)")->check(CLI::Range(0, 1024))->group(run);
+  app.add_option("--work-dir", s.work_dir, "folder for the log, checkpoints and curve")->group(run)->capture_default_str();
+  app.add_option("--log-interval", s.log_interval, "iterations per progress line")->check(CLI::PositiveNumber)->group(run)->capture_default_str();
+  app.add_option("--checkpoint-interval", s.checkpoint_interval, "iterations per checkpoint (0: at the end only)")
+      ->check(CLI::NonNegativeNumber)->group(run)->capture_default_str();
+  app.add_option("--resume", s.resume, "checkpoint to continue from (e.g. WORK_DIR/latest.safetensors)")->group(run);
+  app.add_flag("--allow-settings-change", s.allow_settings_change,
+               "resume even if the settings differ from the checkpoint's")->group(run);
+  CLI11_PARSE(app, argc, argv);
+
+  try {
+    if (s.threads > 0) set_num_threads(s.threads);
+    s.model.plugin_stages = parse_stages(s.plugin_stages);
+    s.model.aux = !s.no_aux;
+    manual_seed(s.seed);
+    auto [dataset, classes] = seg_example::make_dataset(s.data, /*train=*/true, train_pipeline(s));
+    s.model.num_classes = classes.size();
+    return with_segmentor(s.model, [&](auto& seg) { return train(seg, s, classes, dataset); });
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "gcnet_train_seg: %s\n", e.what());
+    return 2;
+  }
+}
