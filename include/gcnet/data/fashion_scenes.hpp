@@ -36,7 +36,8 @@ struct SceneOptions {
   index_t height = 128, width = 128;
   int min_articles = 2, max_articles = 6;  // placed per scene (before occlusion), uniform
   double min_scale = 1.5, max_scale = 4.0;  // article side = 28 * scale pixels, log-uniform
-  int min_clutter = 3, max_clutter = 9;     // background strokes, blobs, rings, bars
+  int min_clutter = 1, max_clutter = 4;     // background strokes, blobs, rings, bars
+  double background_contrast = 0.4;         // 0..1: the background pattern's second color, from its first
   float grain = 6;                          // per-pixel noise amplitude, in 0..255 levels
   double min_contrast = 60;  // an article's tint differs at least this much (RGB distance) from the
                              // mean background under it, when 8 draws allow (keeps articles visible)
@@ -164,7 +165,7 @@ inline Scene generate_fashion_scene(const FashionMnist& source, const SceneOptio
   s.index = index;
   Rng rng(seed, scene_stream(s.split, index));
   Canvas c(o.height, o.width);
-  paint_background(c, rng);
+  paint_background(c, rng, static_cast<float>(o.background_contrast));
   const auto clutter = o.min_clutter + static_cast<int>(rng.below(static_cast<std::uint64_t>(o.max_clutter - o.min_clutter + 1)));
   for (int k = 0; k < clutter; ++k) paint_clutter_item(c, rng);
 

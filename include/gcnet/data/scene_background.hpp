@@ -17,9 +17,10 @@ enum class Background { noise, stripes, gradient, checker, patches };
 inline constexpr int background_kinds = 5;
 
 // Fills the canvas with a two-color pattern of a random kind, plus a brightness modulation.
-inline void paint_background(Canvas& c, Rng& rng) {
+// `contrast` (0..1): how far the pattern's second color lies from its first, towards a random one.
+inline void paint_background(Canvas& c, Rng& rng, float contrast = 1.0f) {
   const auto kind = static_cast<Background>(rng.below(background_kinds));
-  const Rgb a = random_color(rng, 0.05, 1.0), b = random_color(rng, 0.05, 1.0);
+  const Rgb a = random_color(rng, 0.05, 1.0), b = mix(a, random_color(rng, 0.05, 1.0), contrast);
   const double angle = rng.uniform(0.0, std::numbers::pi);
   const auto ca = static_cast<float>(std::cos(angle)), sa = static_cast<float>(std::sin(angle));
   const auto period = static_cast<float>(rng.uniform(6.0, 28.0));
