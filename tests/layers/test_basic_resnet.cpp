@@ -23,9 +23,13 @@
 #include "gcnet/testing/copy_check.hpp"
 #include "gcnet/testing/gradient_check.hpp"
 #include "gcnet/testing/parity.hpp"
+#include "support/fixture_compare.hpp"
 #include "support/hash_init.hpp"
+#include "support/layer_testing.hpp"
 
 using namespace gcnet;
+using test::random_tensor;  // support/layer_testing.hpp
+using test::check_same_names, test::fixture_names;  // support/fixture_compare.hpp
 
 namespace {
 
@@ -34,98 +38,12 @@ using Tn = Tensor<float, Cpu>;
 
 const std::string kFixture = std::string(GCNET_FIXTURE_DIR) + "/basic_resnet.safetensors";
 
-template <class T>
-Tensor<T, Cpu> random_tensor(const Shape& s, std::uint64_t seed, double scale = 1.0) {
-  Rng rng(seed);
-  Tensor<T, Cpu> t(s);
-  for (index_t i = 0; i < t.numel(); ++i) t[i] = static_cast<T>(scale * rng.normal());
-  return t;
-}
-
-template <class M>
-std::map<std::string, Shape> param_shapes(M& m) {
-  std::map<std::string, Shape> out;
-  visit_parameters(m, "", [&](const std::string& n, auto& p) { out[n] = p.value.shape(); });
-  return out;
-}
-template <class M>
-std::map<std::string, Shape> buffer_shapes(M& m) {
-  std::map<std::string, Shape> out;
-  visit_buffers(m, "", [&](const std::string& n, auto& b) { out[n] = b.shape(); });
-  return out;
-}
-
-// name -> shape from the fixture metadata (JSON [[name, [dims]], ...]).
-std::map<std::string, Shape> fixture_names(const io::SafetensorsReader& f, const std::string& key) {
-  std::map<std::string, Shape> out;
-  for (const auto& e : nlohmann::json::parse(f.meta(key))) {
-    Shape s;
-    for (const auto& d : e[1]) s.push_back(d.get<index_t>());
-    out[e[0].get<std::string>()] = s;
-  }
-  return out;
-}
-
-void check_same_names(const std::map<std::string, Shape>& ours, const std::map<std::string, Shape>& theirs,
-                      const std::string& what) {
-  std::string only_ours, only_theirs, differ;
-  for (const auto& [n, s] : ours) {
-    auto it = theirs.find(n);
-    if (it == theirs.end()) only_ours += n + " ";
-    else if (!(it->second == s)) differ += n + " (ours " + s.str() + ", PyTorch " + it->second.str() + ") ";
-  }
-  for (const auto& [n, s] : theirs)
-    if (!ours.count(n)) only_theirs += n + " ";
-  INFO(what, ": only in gcnet: [", only_ours, "]; only in PyTorch: [", only_theirs, "]; shapes differ: [", differ, "]");
-  CHECK(only_ours.empty());
-  CHECK(only_theirs.empty());
-  CHECK(differ.empty());
-}
-
-double max_abs(const Tn& t) {
-  double m = 0;
-  for (index_t i = 0; i < t.numel(); ++i) m = std::max(m, std::abs(static_cast<double>(t[i])));
-  return m;
-}
-
-// Every parameter gradient against the fixture's (full, or sampled entries and the L2 norm).
-template <class M>
-void compare_parameter_gradients(M& m, const io::SafetensorsReader& f, const std::string& prefix,
-                                 testing::ParityResult& r) {
-  std::map<std::string, const Tn*> grads;
-  visit_parameters(m, "", [&](const std::string& n, Param<float, Cpu>& p) { grads[n] = &p.grad; });
-  for (const auto& [name, g] : grads) {
-    if (name.ends_with("conv_mask.bias")) {
-      // The softmax over HW is shift invariant: PyTorch's gradient is rounding noise around 0.
-      // Ours must be negligible next to conv_mask.weight's.
-      const std::string w = name.substr(0, name.size() - 4) + "weight";
-      r.add(prefix + "grad." + name + " (|g| / max|grad conv_mask.weight|)",
-            max_abs(*g) / std::max(max_abs(*grads.at(w)), 1e-30), 1e-3);
-      continue;
-    }
-    if (f.contains(prefix + "grad." + name)) {
-      r.add(prefix + "grad." + name, testing::relative_error(*g, f.tensor<double>(prefix + "grad." + name)), kTolerance);
-      continue;
-    }
-    REQUIRE_MESSAGE(f.contains(prefix + "grad_idx." + name), f.path(), ": no gradient for '", prefix, name, "'");
-    const auto idx = f.tensor<std::int64_t>(prefix + "grad_idx." + name);
-    const auto val = f.tensor<double>(prefix + "grad_val." + name);
-    Tn picked(val.shape());
-    for (index_t i = 0; i < idx.numel(); ++i) picked[i] = (*g)[static_cast<index_t>(idx[i])];
-    r.add(prefix + "grad." + name + " (sampled)", testing::relative_error(picked, val), kTolerance);
-    double norm = 0;
-    for (index_t i = 0; i < g->numel(); ++i) norm += static_cast<double>((*g)[i]) * (*g)[i];
-    const double ref = f.tensor<double>(prefix + "grad_norm." + name)[0];
-    r.add(prefix + "grad." + name + " (L2 norm)", std::abs(std::sqrt(norm) - ref) / ref, kTolerance);
-  }
-}
-
 // Case `c` of the fixture on `net` (weights already loaded): names, then eval and train mode.
 template <class Net>
 void run_case(Net& net, const std::string& c) {
   const io::SafetensorsReader f(kFixture);
-  check_same_names(param_shapes(net), fixture_names(f, c + ".params"), c + " parameters");
-  check_same_names(buffer_shapes(net), fixture_names(f, c + ".buffers"), c + " buffers");
+  check_same_names(test::param_shapes(net, ""), fixture_names(f, c + ".params"), c + " parameters");
+  check_same_names(test::buffer_shapes(net, ""), fixture_names(f, c + ".buffers"), c + " buffers");
   const Tn x = f.tensor<float>(c + ".x");
   FeatureMaps<float, Cpu> dy;
   for (int k = 0; k < 4; ++k) dy.stage(k) = f.tensor<float>(c + ".dy." + std::to_string(k));
@@ -147,7 +65,7 @@ void run_case(Net& net, const std::string& c) {
     Tn dx = zeros<float, Cpu>(x.shape());
     net.backward(ctx, x, y, dy, dx);
     r.add(p + "dx", testing::relative_error(dx, f.tensor<double>(p + "dx")), kTolerance);
-    compare_parameter_gradients(net, f, p, r);
+    test::compare_parameter_gradients(net, "", f, r, p, kTolerance);
     if (mode == "train") {
       int buffers = 0;
       visit_buffers(net, "", [&](const std::string& n, Tn& b) {
@@ -213,7 +131,7 @@ TEST_CASE("BasicBlock ResNet-18/34: torchvision names and shapes, parameter and 
   CHECK(r18.depth() == 18);
   CHECK(r18.describe() == "ResNet(depth=18)");
   CHECK(r18.out_channels() == std::vector<index_t>{64, 128, 256, 512});
-  auto p = param_shapes(r18);
+  auto p = test::param_shapes(r18, "");
   CHECK(p.at("conv1.weight") == Shape{64, 3, 7, 7});
   CHECK(p.at("layer1.0.conv1.weight") == Shape{64, 64, 3, 3});
   CHECK(p.at("layer1.1.conv2.weight") == Shape{64, 64, 3, 3});
@@ -224,7 +142,7 @@ TEST_CASE("BasicBlock ResNet-18/34: torchvision names and shapes, parameter and 
   CHECK(p.at("layer4.1.bn2.bias") == Shape{512});
   CHECK(p.count("layer4.2.conv1.weight") == 0);
   CHECK(p.count("layer1.0.conv3.weight") == 0);
-  CHECK(buffer_shapes(r18).count("layer3.0.downsample.1.running_var") == 1);
+  CHECK(test::buffer_shapes(r18, "").count("layer3.0.downsample.1.running_var") == 1);
   CHECK(count_parameters(r18) == 11176512);  // torchvision resnet18 without fc
   const auto rows = count_blocks(r18, Shape{1, 3, 224, 224});
   CHECK(total_macs(rows) == doctest::Approx(1813561344.0).epsilon(1e-12));  // torchvision's convolutions
@@ -235,7 +153,7 @@ TEST_CASE("BasicBlock ResNet-18/34: torchvision names and shapes, parameter and 
   CHECK(r34.depth() == 34);
   CHECK(count_parameters(r34) == 21284672);
   CHECK(total_macs(count_blocks(r34, Shape{1, 3, 224, 224})) == doctest::Approx(3663249408.0).epsilon(1e-12));
-  CHECK(param_shapes(r34).count("layer3.5.conv2.weight") == 1);
+  CHECK(test::param_shapes(r34, "").count("layer3.5.conv2.weight") == 1);
   CHECK(resnet_depth(34).blocks == resnet_depth(50).blocks);  // told apart by resnet_depth's `depth`
 }
 
@@ -258,7 +176,7 @@ TEST_CASE("BasicBlock ResNetV1c-18 D8, GC after conv2 on c3-c5, base_channels 16
   V1c<double> net(v1c_d8_gc(18, 16, 16, {1, 4}));
   CHECK(net.describe() == "ResNet(depth=18, deep_stem, GCBlock(0, ratio=1/4, pooling=attention, fusion=add)@after_conv2)");
   // Names: the deep stem, the GC blocks of stages 2-4 (none in stage 1), no conv3.
-  auto p = param_shapes(net);
+  auto p = test::param_shapes(net, "");
   CHECK(p.at("stem.0.weight") == Shape{8, 3, 3, 3});
   CHECK(p.at("stem.6.weight") == Shape{16, 8, 3, 3});
   CHECK(p.at("layer3.0.context_block.conv_mask.weight") == Shape{1, 64, 1, 1});
@@ -323,7 +241,7 @@ TEST_CASE("BasicBlock plugins at both positions (SE after conv1, GC + SNL after 
                {.block = snl_options(0), .position = Position::AfterConv2, .stages = {true, false, false, false}}};
   BasicResNetBackbone<double> net(o);
   CHECK(net.depth() == 12);
-  auto p = param_shapes(net);
+  auto p = test::param_shapes(net, "");
   CHECK(p.count("layer1.1.se_block.conv1.conv.weight") == 1);
   CHECK(p.count("layer1.0.simplified_nl_block.conv_mask.weight") == 1);
   CHECK(p.at("layer4.0.context_block.conv_mask.weight") == Shape{1, 32, 1, 1});
@@ -405,8 +323,8 @@ TEST_CASE("BasicBlock ResNetV1c with SyncBatchNorm2d (one process) computes what
   BasicResNetBackbone<double, Cpu, SyncBatchNorm2d<double, Cpu>, true> sync(o);
   manual_seed(4);
   V1c<double> plain(o);
-  CHECK(param_shapes(sync) == param_shapes(plain));
-  CHECK(buffer_shapes(sync) == buffer_shapes(plain));
+  CHECK(test::param_shapes(sync, "") == test::param_shapes(plain, ""));
+  CHECK(test::buffer_shapes(sync, "") == test::buffer_shapes(plain, ""));
   const auto x = random_tensor<double>(Shape{2, 3, 32, 32}, 6);
   FeatureMaps<double, Cpu> ys, yp, dy;
   sync.forward(Context::train(), x, ys);
@@ -422,8 +340,8 @@ TEST_CASE("BasicBlock ResNetV1c with SyncBatchNorm2d (one process) computes what
 
   manual_seed(4);
   BasicResNetBackbone<double, Cpu, FrozenBatchNorm2d<double, Cpu>> frozen(o);
-  CHECK(param_shapes(frozen).count("layer2.0.bn2.weight") == 0);
-  CHECK(buffer_shapes(frozen).count("layer2.0.bn2.weight") == 1);
+  CHECK(test::param_shapes(frozen, "").count("layer2.0.bn2.weight") == 0);
+  CHECK(test::buffer_shapes(frozen, "").count("layer2.0.bn2.weight") == 1);
   auto r = testing::check_gradients(frozen, x, backbone_check());
   INFO(r.report);
   CHECK(r.ok);

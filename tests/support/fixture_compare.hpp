@@ -18,7 +18,7 @@ namespace gcnet::test {
 using Tn = Tensor<float, Cpu>;
 
 // name -> shape from the fixture metadata "params" / "buffers" (JSON [[name, [dims]], ...]).
-std::map<std::string, Shape> fixture_names(const io::SafetensorsReader& f, const std::string& key) {
+inline std::map<std::string, Shape> fixture_names(const io::SafetensorsReader& f, const std::string& key) {
   std::map<std::string, Shape> out;
   for (const auto& e : nlohmann::json::parse(f.meta(key))) {
     Shape s;
@@ -29,7 +29,7 @@ std::map<std::string, Shape> fixture_names(const io::SafetensorsReader& f, const
 }
 
 // Every name (and shape) of the model is in the fixture and vice versa.
-void check_same_names(const std::map<std::string, Shape>& ours, const std::map<std::string, Shape>& theirs,
+inline void check_same_names(const std::map<std::string, Shape>& ours, const std::map<std::string, Shape>& theirs,
                       const std::string& what) {
   std::vector<std::string> only_ours, only_theirs, shape_differs;
   for (const auto& [n, s] : ours) {
@@ -51,48 +51,43 @@ void check_same_names(const std::map<std::string, Shape>& ours, const std::map<s
   CHECK(shape_differs.empty());
 }
 
+// Names and shapes of a model's parameters / buffers (any scalar type).
 template <class M>
-std::map<std::string, Shape> param_shapes(M& m, const std::string& prefix) {
+std::map<std::string, Shape> param_shapes(M& m, const std::string& prefix = "") {
   std::map<std::string, Shape> out;
-  m.visit_parameters(prefix, ParamVisitor<float, Cpu>([&](const std::string& n, Param<float, Cpu>& p) {
-    out[n] = p.value.shape();
-  }));
+  gcnet::visit_parameters(m, prefix, [&](const std::string& n, auto& p) { out[n] = p.value.shape(); });
   return out;
 }
 template <class M>
-std::map<std::string, Shape> buffer_shapes(M& m, const std::string& prefix) {
+std::map<std::string, Shape> buffer_shapes(M& m, const std::string& prefix = "") {
   std::map<std::string, Shape> out;
-  m.visit_buffers(prefix, BufferVisitor<float, Cpu>([&](const std::string& n, Tn& b) { out[n] = b.shape(); }));
+  gcnet::visit_buffers(m, prefix, [&](const std::string& n, auto& b) { out[n] = b.shape(); });
   return out;
 }
 
 // dL/dO for the probe term sum(O^2) / numel(O).
-Tn probe_gradient(const Tn& o) {
+inline Tn probe_gradient(const Tn& o) {
   Tn g(o.shape());
   const float scale = 2.0f / static_cast<float>(o.numel());
   for (index_t i = 0; i < o.numel(); ++i) g[i] = o[i] * scale;
   return g;
 }
 
-double max_abs(const Tn& t) {
+inline double max_abs(const Tn& t) {
   double m = 0;
   for (index_t i = 0; i < t.numel(); ++i) m = std::max(m, std::abs(static_cast<double>(t[i])));
   return m;
 }
 
 // The gradients of every parameter against the fixture: full, or sampled entries + the L2 norm.
-inline bool ends_with(const std::string& s, std::string_view tail) {
-  return s.size() >= tail.size() && s.compare(s.size() - tail.size(), tail.size(), tail) == 0;
-}
-
 // Biases whose gradient is 0 in exact arithmetic, where PyTorch's is rounding noise (a relative
 // comparison is meaningless): conv_mask.bias (the softmax over HW is shift invariant), and in a
 // Non-local block followed by a training-mode BatchNorm, g's bias (a per-channel constant the
 // norm removes) and phi's (a per-query constant the softmax removes). Such a gradient must be
 // negligible next to its weight's.
 inline bool exactly_zero_gradient(const std::string& name, bool nl_with_batch_norm) {
-  return ends_with(name, "conv_mask.bias") ||
-         (nl_with_batch_norm && (ends_with(name, "nl_block.g.conv.bias") || ends_with(name, "nl_block.phi.conv.bias")));
+  return name.ends_with("conv_mask.bias") ||
+         (nl_with_batch_norm && (name.ends_with("nl_block.g.conv.bias") || name.ends_with("nl_block.phi.conv.bias")));
 }
 
 // `key` prefixes the fixture's names (a case name and '.', or nothing).

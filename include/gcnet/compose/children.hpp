@@ -51,12 +51,16 @@ void set_children_training(Self& self, bool training) {
 
 }  // namespace gcnet::detail
 
-// Declares the optional hooks of a combinator in terms of for_each_child.
-#define GCNET_COMBINATOR_HOOKS(T, B)                                                        \
+// A module's or combinator's parameters and buffers: those of its children, by their names.
+#define GCNET_CHILD_STATE_HOOKS(T, B)                                                       \
   void visit_parameters(const std::string& prefix, const ::gcnet::ParamVisitor<T, B>& f) {  \
     ::gcnet::detail::visit_child_parameters<T, B>(*this, prefix, f);                        \
   }                                                                                         \
   void visit_buffers(const std::string& prefix, const ::gcnet::BufferVisitor<T, B>& f) {    \
     ::gcnet::detail::visit_child_buffers<T, B>(*this, prefix, f);                           \
-  }                                                                                         \
+  }
+
+// Declares the optional hooks of a combinator in terms of for_each_child.
+#define GCNET_COMBINATOR_HOOKS(T, B)                                                        \
+  GCNET_CHILD_STATE_HOOKS(T, B)                                                             \
   void set_training(bool training) { ::gcnet::detail::set_children_training(*this, training); }

@@ -236,12 +236,7 @@ class ResNetBackbone {
     f(std::string_view(), stem_);
     for (int s = 0; s < 4; ++s) f(std::string_view(stage_names()[static_cast<std::size_t>(s)]), stage(s));
   }
-  void visit_parameters(const std::string& prefix, const ParamVisitor<T, B>& f) {
-    detail::visit_child_parameters<T, B>(*this, prefix, f);
-  }
-  void visit_buffers(const std::string& prefix, const BufferVisitor<T, B>& f) {
-    detail::visit_child_buffers<T, B>(*this, prefix, f);
-  }
+  GCNET_CHILD_STATE_HOOKS(T, B)
   // The parameters an optimizer should update: all but those of frozen stages.
   void visit_trainable_parameters(const std::string& prefix, const ParamVisitor<T, B>& f) {
     if (o_.frozen_stages < 0) gcnet::visit_parameters(stem_, prefix, f);

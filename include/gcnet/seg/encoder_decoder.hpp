@@ -10,10 +10,12 @@
 // losses() is the Trainer's loss function: each head's SegLoss (seg/seg_loss.hpp), named as
 // mmseg's log ("decode.loss_ce", "aux.loss_ce", "decode.acc_seg").
 // State-dict names: backbone.*, decode_head.*, auxiliary_head.* (mmseg's).
+#include <array>
 #include <optional>
 #include <string>
 #include <type_traits>
 
+#include "gcnet/compose/children.hpp"
 #include "gcnet/core/module.hpp"
 #include "gcnet/models/feature_maps.hpp"
 #include "gcnet/seg/seg_loss.hpp"
@@ -74,11 +76,18 @@ class EncoderDecoder {
   void backward(const Context& ctx, const tensor_type& images, const output_type& out, const output_type& dout,
                 tensor_type& dimages) {
     FeatureMaps<T, B>& feats = *feats_;
-    FeatureMaps<T, B> dfeats;
+    FeatureMaps<T, B>& dfeats = *dfeats_;  // the heads' gradients for the stages they read
+    for (int k = 0; k < 4; ++k) dfeats.stage(k) = tensor_type();
+    std::array<tensor_type, 4>& buffers = *dfeat_buffers_;
     auto head_backward = [&](auto& head, const tensor_type& y, const tensor_type& dy) {
       const int k = head.head_options().in_index;
       tensor_type& d = dfeats.stage(k);
-      if (!d.defined()) d = zeros<T, B>(feats.stage(k).shape());
+      if (!d.defined()) {  // reuse the stage's buffer between iterations
+        tensor_type& b = buffers[static_cast<std::size_t>(k)];
+        b.resize(feats.stage(k).shape());
+        fill(b, T(0));
+        d = b;
+      }
       gcnet::backward(head, ctx, feats.stage(k), y, dy, d);
     };
     if (dout.decode.defined()) head_backward(decode_, out.decode, dout.decode);
@@ -130,12 +139,7 @@ class EncoderDecoder {
     f(std::string_view("decode_head"), decode_);
     if constexpr (has_aux) f(std::string_view("auxiliary_head"), aux_);
   }
-  void visit_parameters(const std::string& prefix, const ParamVisitor<T, B>& f) {
-    detail::visit_child_parameters<T, B>(*this, prefix, f);
-  }
-  void visit_buffers(const std::string& prefix, const BufferVisitor<T, B>& f) {
-    detail::visit_child_buffers<T, B>(*this, prefix, f);
-  }
+  GCNET_CHILD_STATE_HOOKS(T, B)
   void set_training(bool training) {
     training_ = training;
     detail::set_children_training(*this, training);
@@ -156,7 +160,8 @@ class EncoderDecoder {
   SegLoss<T, B> decode_loss_;
   std::optional<SegLoss<T, B>> aux_loss_;
   bool training_ = true, aux_enabled_ = true;
-  ScratchValue<FeatureMaps<T, B>> feats_;  // the backbone's outputs, read by backward
+  ScratchValue<FeatureMaps<T, B>> feats_, dfeats_;  // the backbone's outputs, read by backward
+  ScratchValue<std::array<tensor_type, 4>> dfeat_buffers_;
 };
 
 }  // namespace gcnet

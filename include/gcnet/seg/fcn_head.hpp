@@ -121,33 +121,28 @@ class FCNHead {
     GCNET_CHECK(*feature_ != nullptr, describe(), ": backward needs a forward first");
     require_shape(dy, y.shape(), describe(), "output gradient dy");
     if (dx.defined()) require_shape(dx, x.shape(), describe(), "input gradient dx");
-    tensor_type g = zeros<T, B>((*feature_)->shape());
-    cls_.backward(**feature_, y, dy, g);
-    tensor_type dx_own;  // dx, or scratch when no input gradient is wanted
-    tensor_type& gx = dx.defined() ? dx : (dx_own = zeros<T, B>(x.shape()));
+    // g_ holds the gradient at the current point going down; g_in_ receives the next one.
+    cls_.backward(**feature_, y, dy, zeroed(g_, (*feature_)->shape()));
+    tensor_type& gx = dx.defined() ? dx : zeroed(gx_own_, x.shape());
     if (conv_cat_) {
-      tensor_type gcat = zeros<T, B>(cat_.shape());
-      conv_cat_->backward(cat_, cat_out_, g, gcat);
+      conv_cat_->backward(cat_, cat_out_, g_, zeroed(g_in_, cat_.shape()));
       const tensor_type& last = convs_.empty() ? x : (block_ && convs_.size() == 1 ? block_out_ : outs_->back());
-      g = zeros<T, B>(last.shape());
-      concat_channels_backward(gcat, gx, g, x.size(1));
+      concat_channels_backward(g_in_, gx, zeroed(g_, last.shape()), x.size(1));
     }
     for (std::size_t i = convs_.size(); i-- > 0;) {
-      if (i == 0 && block_) {  // g is the gradient at the block's output
-        tensor_type gb = zeros<T, B>((*outs_)[0].shape());
-        block_->backward((*outs_)[0], block_out_, g, gb);
-        g = std::move(gb);
+      if (i == 0 && block_) {  // g_ is the gradient at the block's output
+        block_->backward((*outs_)[0], block_out_, g_, zeroed(g_in_, (*outs_)[0].shape()));
+        std::swap(g_, g_in_);
       }
-      const tensor_type& in = i == 0 ? x : (i == 1 && block_ ? static_cast<const tensor_type&>(block_out_) : (*outs_)[i - 1]);
       if (i == 0) {
-        convs_[0].backward(in, (*outs_)[0], g, gx);
+        convs_[0].backward(x, (*outs_)[0], g_, gx);
       } else {
-        tensor_type gi = zeros<T, B>(in.shape());
-        convs_[i].backward(in, (*outs_)[i], g, gi);
-        g = std::move(gi);
+        const tensor_type& in = i == 1 && block_ ? static_cast<const tensor_type&>(block_out_) : (*outs_)[i - 1];
+        convs_[i].backward(in, (*outs_)[i], g_, zeroed(g_in_, in.shape()));
+        std::swap(g_, g_in_);
       }
     }
-    if (convs_.empty()) add_into(gx, g, "FCNHead");  // num_convs 0: out is x itself
+    if (convs_.empty()) add_into(gx, g_, "FCNHead");  // num_convs 0: out is x itself
   }
 
   std::string describe() const {
@@ -166,12 +161,7 @@ class FCNHead {
     if (conv_cat_) f(std::string_view("conv_cat"), *conv_cat_);
     f(std::string_view(), cls_);
   }
-  void visit_parameters(const std::string& prefix, const ParamVisitor<T, B>& f) {
-    detail::visit_child_parameters<T, B>(*this, prefix, f);
-  }
-  void visit_buffers(const std::string& prefix, const BufferVisitor<T, B>& f) {
-    detail::visit_child_buffers<T, B>(*this, prefix, f);
-  }
+  GCNET_CHILD_STATE_HOOKS(T, B)
   void set_training(bool training) {
     training_ = training;
     detail::set_children_training(*this, training);
@@ -198,6 +188,12 @@ class FCNHead {
     return o;
   }
 
+  static tensor_type& zeroed(tensor_type& t, const Shape& s) {
+    t.resize(s);
+    fill(t, T(0));
+    return t;
+  }
+
   std::vector<std::string> conv_names_;
   FCNHeadOptions o_;
   std::vector<conv_module_type> convs_;
@@ -208,6 +204,7 @@ class FCNHead {
   // Kept for backward: each conv's output, the block's, the concatenation and conv_cat's output.
   ScratchValue<std::vector<tensor_type>> outs_;
   ScratchTensor<T, B> block_out_, cat_, cat_out_;
+  ScratchTensor<T, B> g_, g_in_, gx_own_;  // backward's gradients (reused between calls)
   ScratchValue<const tensor_type*> feature_;
 };
 

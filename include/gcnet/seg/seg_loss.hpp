@@ -44,9 +44,10 @@ class SegLoss {
   void backward(const Tensor<T, B>& logits, Tensor<T, B>& dlogits) {
     require_shape(dlogits, logits.shape(), "SegLoss", "dlogits");
     if (!resized_needed_) return ce_.backward(dlogits);
-    Tensor<T, B> g = zeros<T, B>(resized_.shape());
-    ce_.backward(g);
-    resize_->backward(logits, resized_, g, dlogits);
+    g_.resize(resized_.shape());
+    fill(g_, T(0));
+    ce_.backward(g_);
+    resize_->backward(logits, resized_, g_, dlogits);
   }
 
   // acc_seg of the last forward (mmseg's accuracy with ignore_index), in percent; 0 when every
@@ -76,7 +77,7 @@ class SegLoss {
   std::int64_t ignore_;
   bool resized_needed_ = false;
   std::optional<ResizeBilinear<T, B>> resize_;
-  Tensor<T, B> resized_;
+  Tensor<T, B> resized_, g_;  // the resized logits and their gradient
   Tensor<std::int64_t, B> labels_;
 };
 
