@@ -28,7 +28,7 @@ class Worker:
         self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env,
                                      bufsize=1)
 
-    def ask(self, line):
+    def ask(self, line, errors_ok=False):
         self.proc.stdin.write(line + "\n")
         self.proc.stdin.flush()
         reply = self.proc.stdout.readline()
@@ -36,6 +36,8 @@ class Worker:
             sys.exit(f"bench: {self.label} worker exited (asked: {line})")
         words = reply.split()
         if words[0] == "error":
+            if errors_ok:
+                return None
             sys.exit(f"bench: {self.label}: {reply.strip()} (asked: {line})")
         return words[1:]
 
@@ -44,6 +46,10 @@ class Worker:
 
     def run(self, case, mode, iters):
         return [float(t) for t in self.ask(f"run {case} {mode} {iters}")]
+
+    def has_mode(self, case, mode, warmup):
+        """Runs the warm-up; False when the case does not register this mode (e.g. NMS: fwd only)."""
+        return self.ask(f"run {case} {mode} {max(warmup, 1)}", errors_ok=True) is not None
 
     def close(self):
         try:
@@ -97,9 +103,14 @@ def main():
             for mode in MODES:
                 samples = {"ours": [], "peer": []}
                 sides = [("ours", ours), ("peer", peer)]
+                present = []
                 for key, w in sides:
-                    w.run(name, mode, args.warmup)
+                    present.append(w.has_mode(name, mode, args.warmup))
                     time.sleep(args.pause)
+                if not any(present):
+                    continue  # a case with one mode only
+                if not all(present):
+                    sys.exit(f"bench: suite '{args.suite}': case {name} has mode {mode} on one side only")
                 for r in range(args.rounds):
                     for key, w in (sides if r % 2 == 0 else sides[::-1]):
                         samples[key] += w.run(name, mode, args.iters)
@@ -119,8 +130,9 @@ def main():
     for r in records:
         print(f"| {r['case']} | {r['mode']} | {r['ours_ms']:.3f} | {r['peer_ms']:.3f} | {r['speedup']:.2f} |")
     for mode in MODES:
-        g = geomean([r["speedup"] for r in records if r["mode"] == mode])
-        print(f"| **geometric mean** | {mode} | | | **{g:.2f}** |")
+        speedups = [r["speedup"] for r in records if r["mode"] == mode]
+        if speedups:
+            print(f"| **geometric mean** | {mode} | | | **{geomean(speedups):.2f}** |")
     if args.json:
         with open(args.json, "w") as f:
             json.dump(records, f, indent=1)
