@@ -146,6 +146,9 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(1, 4096))->group(model)->capture_default_str();
   app.add_option("--stem-channels", s.model.stem_channels, "output channels of the deep stem")
       ->check(CLI::Range(2, 4096))->group(model)->capture_default_str();
+  app.add_option("--output-stride", s.model.output_stride, "8: ResNetV1c-D8 (mmseg's gcnet_r50-d8); 16: D16, "
+                 "a quarter of the work in c4, c5 and the heads for logits at 1/16 of the image")
+      ->check(CLI::IsMember({8, 16}))->group(model)->capture_default_str();
   app.add_option("--plugin", s.model.plugin, "context block in the backbone: none, se, gc, snl, nl")
       ->check(CLI::IsMember({"none", "se", "gc", "snl", "nl"}))->group(model)->capture_default_str();
   app.add_option("--ratio", s.model.ratio, "the block's reduction: GC planes C/ratio, SE C/ratio")

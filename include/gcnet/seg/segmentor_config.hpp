@@ -29,6 +29,7 @@ struct SegmentorConfig {
   int depth = 50;
   index_t base_channels = 64;    // planes of layer1 (mmseg: 64)
   index_t stem_channels = 64;    // the deep stem's output (mmseg: 64)
+  int output_stride = 8;         // 8: ResNetV1c-D8 (mmseg's gcnet_r50-d8); 16: D16 (c4 strided, c5 dilated 2)
   std::string plugin = "none";   // backbone context block: none, se, gc, snl, nl
   int ratio = 16;                // gc: planes C/ratio; se: C/ratio
   std::array<bool, 4> plugin_stages{false, true, true, true};  // c2..c5
@@ -43,6 +44,7 @@ struct SegmentorConfig {
 
 inline void to_json(nlohmann::json& j, const SegmentorConfig& c) {
   j = {{"depth", c.depth},           {"base_channels", c.base_channels}, {"stem_channels", c.stem_channels},
+       {"output_stride", c.output_stride},
        {"plugin", c.plugin},         {"ratio", c.ratio},                 {"plugin_stages", c.plugin_stages},
        {"head", c.head},             {"head_ratio", c.head_ratio},       {"head_channels", c.head_channels},
        {"aux_channels", c.aux_channels}, {"aux", c.aux},                 {"num_classes", c.num_classes},
@@ -56,6 +58,7 @@ inline void from_json(const nlohmann::json& j, SegmentorConfig& c) {
   get("depth", c.depth);
   get("base_channels", c.base_channels);
   get("stem_channels", c.stem_channels);
+  get("output_stride", c.output_stride);
   get("plugin", c.plugin);
   get("ratio", c.ratio);
   get("plugin_stages", c.plugin_stages);
@@ -81,6 +84,8 @@ inline void check_segmentor_config(const SegmentorConfig& c) {
   GCNET_CHECK(c.head == "fcn" || c.head == "gc" || c.head == "nl", who, ": head '", c.head,
               "' is not one of fcn, gc, nl");
   GCNET_CHECK(c.head_channels > 0 && c.aux_channels > 0, who, ": head channels must be positive");
+  GCNET_CHECK(c.output_stride == 8 || c.output_stride == 16, who, ": output_stride must be 8 or 16, got ",
+              c.output_stride);
   GCNET_CHECK(c.num_classes > 0, who, ": num_classes must be positive, got ", c.num_classes);
 }
 
@@ -92,13 +97,15 @@ using SegHead = FCNHead<float, Cpu, SegNorm>;
 template <class Blocks>
 using GCNetSegmentor = EncoderDecoder<SegBackbone<Blocks>, SegHead, SegHead>;
 
-// mmseg's ResNetV1c-D8 options for a config (strides 1,2,1,1; dilations 1,1,2,4; contracted).
+// mmseg's ResNetV1c-D8 options for a config (strides 1,2,1,1; dilations 1,1,2,4; contracted), or
+// D16 (strides 1,2,2,1; dilations 1,1,1,2, as mmseg's *-d16 configs): a quarter of the work in c4,
+// c5 and the heads, for logits at 1/16 of the image.
 inline ResNetOptions seg_backbone_options(const SegmentorConfig& c) {
   ResNetOptions o = resnet_depth(c.depth);
   o.base_channels = c.base_channels;
   o.stem_channels = c.stem_channels;
-  o.strides = {1, 2, 1, 1};
-  o.dilations = {1, 1, 2, 4};
+  o.strides = c.output_stride == 16 ? std::array<index_t, 4>{1, 2, 2, 1} : std::array<index_t, 4>{1, 2, 1, 1};
+  o.dilations = c.output_stride == 16 ? std::array<index_t, 4>{1, 1, 1, 2} : std::array<index_t, 4>{1, 1, 2, 4};
   o.contract_dilation = true;
   const Position at = resnet_depth_is_basic(c.depth) ? Position::AfterConv2 : Position::AfterConv3;
   if (c.plugin == "gc") o.plugins.push_back({.block = gc_options(0, {1, c.ratio}), .position = at, .stages = c.plugin_stages});
@@ -131,6 +138,22 @@ GCNetSegmentor<Blocks> build_segmentor(const SegmentorConfig& c) {
   if (!c.aux) seg.set_aux_enabled(false);
   return seg;
 }
+
+// Compile-once: a program that defines GCNET_EXTERN_SEGMENTORS includes
+// gcnet/seg/segmentor_instances.hpp in exactly one unit (the examples' instance library does);
+// every other unit only declares the segmentor types (what would otherwise be compiled again in
+// each program that builds one).
+#if defined(GCNET_EXTERN_SEGMENTORS)
+extern template class ResBasicBlock<SegNorm>;
+extern template class ResBottleneck<SegNorm, Conv2d<float, Cpu>>;
+extern template class RepeatN<ResBasicBlock<SegNorm>>;
+extern template class RepeatN<ResBottleneck<SegNorm, Conv2d<float, Cpu>>>;
+extern template class ResNetBackbone<float, Cpu, SegNorm, void, true, BasicBlocks>;
+extern template class ResNetBackbone<float, Cpu, SegNorm, void, true, BottleneckBlocks>;
+extern template class FCNHead<float, Cpu, SegNorm>;
+extern template class EncoderDecoder<SegBackbone<BasicBlocks>, SegHead, SegHead>;
+extern template class EncoderDecoder<SegBackbone<BottleneckBlocks>, SegHead, SegHead>;
+#endif
 
 // Builds the segmentor of `c` (its backbone type follows the depth) and calls f(segmentor).
 template <class F>
