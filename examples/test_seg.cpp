@@ -17,6 +17,7 @@
 #include "gcnet/core/parallel.hpp"
 #include "gcnet/data/image.hpp"
 #include "gcnet/data/loader.hpp"
+#include "gcnet/data/picture.hpp"
 #include "gcnet/io/atomic_file.hpp"
 #include "gcnet/io/checkpoint.hpp"
 #include "gcnet/seg/inference.hpp"
@@ -67,47 +68,13 @@ data::Image colorize(const Tensor<std::int64_t>& labels, index_t n, const data::
   return im;
 }
 
-// The attention map [h, w] (bilinearly up to H x W, scaled to its maximum) as a heatmap blended
-// over the input: blue (low) to red (high).
+// The attention map [h, w] of image n (bilinearly up to the input's size, scaled to its maximum)
+// as a heatmap blended over the input: blue (low) to red (high).
 data::Image heatmap(const data::Image& input, const Tensor<float>& attention, index_t n) {
-  const index_t h = attention.size(2), w = attention.size(3), H = input.height, W = input.width;
-  float mx = 0;
-  for (index_t i = 0; i < h * w; ++i) mx = std::max(mx, attention[n * h * w + i]);
-  data::Image im = input;
-  for (index_t y = 0; y < H; ++y)
-    for (index_t x = 0; x < W; ++x) {
-      // align_corners=False sampling of the h x w map
-      const double sy = std::clamp((y + 0.5) * double(h) / double(H) - 0.5, 0.0, double(h - 1));
-      const double sx = std::clamp((x + 0.5) * double(w) / double(W) - 0.5, 0.0, double(w - 1));
-      const index_t y0 = static_cast<index_t>(sy), x0 = static_cast<index_t>(sx);
-      const index_t y1 = std::min(y0 + 1, h - 1), x1 = std::min(x0 + 1, w - 1);
-      const double fy = sy - double(y0), fx = sx - double(x0);
-      auto a = [&](index_t yy, index_t xx) { return double(attention[n * h * w + yy * w + xx]); };
-      const double v = ((1 - fy) * ((1 - fx) * a(y0, x0) + fx * a(y0, x1)) + fy * ((1 - fx) * a(y1, x0) + fx * a(y1, x1))) /
-                       std::max(double(mx), 1e-30);
-      const double rgb[3] = {255 * std::clamp(1.5 - std::abs(4 * v - 3), 0.0, 1.0),
-                             255 * std::clamp(1.5 - std::abs(4 * v - 2), 0.0, 1.0),
-                             255 * std::clamp(1.5 - std::abs(4 * v - 1), 0.0, 1.0)};
-      for (index_t c = 0; c < 3; ++c)
-        im.at(y, x, c) = static_cast<std::uint8_t>(std::lround(0.45 * im.at(y, x, c) + 0.55 * rgb[c]));
-    }
-  return im;
-}
-
-// Panels side by side with a 4-pixel white gap.
-data::Image side_by_side(const std::vector<data::Image>& panels) {
-  const index_t H = panels[0].height, gap = 4;
-  index_t W = 0;
-  for (const auto& p : panels) W += p.width + (W ? gap : 0);
-  data::Image out{H, W, 3, std::vector<std::uint8_t>(static_cast<std::size_t>(H * W * 3), 255)};
-  index_t x0 = 0;
-  for (const auto& p : panels) {
-    for (index_t y = 0; y < H; ++y)
-      for (index_t x = 0; x < p.width; ++x)
-        for (index_t c = 0; c < 3; ++c) out.at(y, x0 + x, c) = p.at(y, x, c);
-    x0 += p.width + gap;
-  }
-  return out;
+  const index_t h = attention.size(2), w = attention.size(3);
+  std::vector<double> map(static_cast<std::size_t>(h * w));
+  for (index_t i = 0; i < h * w; ++i) map[static_cast<std::size_t>(i)] = attention[n * h * w + i];
+  return data::heatmap_over(input, map.data(), h, w, /*opacity=*/0.55);
 }
 
 template <class Seg>
@@ -155,7 +122,7 @@ int evaluate(Seg& seg, const Settings& s, const data::SegClasses& classes) {
         if (attention.defined()) panels.push_back(heatmap(input, attention, n));
         char name[64];
         std::snprintf(name, sizeof name, "%06lld.png", static_cast<long long>(batch_data.indices[static_cast<std::size_t>(n)]));
-        data::write_png((std::filesystem::path(s.show_dir) / name).string(), side_by_side(panels));
+        data::write_png((std::filesystem::path(s.show_dir) / name).string(), data::side_by_side(panels));
       }
     }
     const double el = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();

@@ -13,7 +13,7 @@
 
 #include "gcnet/ablate/classifier.hpp"
 #include "gcnet/ablate/fashion_batches.hpp"
-#include "gcnet/ablate/heatmap.hpp"
+#include "gcnet/data/picture.hpp"
 #include "gcnet/ablate/nl_analysis.hpp"
 
 namespace gcnet::ablate {
@@ -94,23 +94,23 @@ inline data::Image attention_picture(AblationClassifier& nl_net, AblationClassif
   const index_t S = data::fashion_mnist_side;
   std::vector<data::Image> rows;
   for (index_t n = 0; n < images; ++n) {
-    const data::Image input = upscale_gray(d.test->image(n), S, S, scale);
+    const data::Image input = data::upscale_gray(d.test->image(n), S, S, scale);
     std::vector<data::Image> panels{input};
     const NonLocalMaps m = non_local_maps(*nl_net.non_local(), nl_in, n);
     for (const auto& q : queries) {
       const index_t i = q.first * w + q.second;
-      data::Image p = heatmap_over(input, m.attention.data() + i * m.positions, h, w);
-      mark_cell(p, q.first, q.second, h, w);
+      data::Image p = data::heatmap_over(input, m.attention.data() + i * m.positions, h, w);
+      data::mark_cell(p, q.first, q.second, h, w);
       panels.push_back(std::move(p));
     }
     if (gc_net) {
       std::vector<double> a(static_cast<std::size_t>(gh * gw));
       for (index_t j = 0; j < gh * gw; ++j) a[static_cast<std::size_t>(j)] = gc_p[n * gh * gw + j];
-      panels.push_back(heatmap_over(input, a.data(), gh, gw));
+      panels.push_back(data::heatmap_over(input, a.data(), gh, gw));
     }
-    rows.push_back(side_by_side(panels));
+    rows.push_back(data::side_by_side(panels));
   }
-  return stack_rows(rows);
+  return data::stack_rows(rows);
 }
 
 }  // namespace gcnet::ablate
