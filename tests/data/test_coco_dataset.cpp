@@ -17,20 +17,16 @@
 #include "gcnet/data/coco_dataset.hpp"
 #include "gcnet/data/fashion_scenes_writer.hpp"
 #include "support/files.hpp"
+#include "support/mask_blocks.hpp"
 
 using namespace gcnet;
+using gcnet::test::mask_block;
 using namespace gcnet::data;
 namespace fs = std::filesystem;
 using gcnet::test::has;
 using nlohmann::json;
 
 namespace {
-std::vector<std::uint8_t> block(index_t h, index_t w, index_t y0, index_t y1, index_t x0, index_t x1) {
-  std::vector<std::uint8_t> m(static_cast<std::size_t>(h * w), 0);
-  for (index_t y = y0; y < y1; ++y)
-    for (index_t x = x0; x < x1; ++x) m[static_cast<std::size_t>(y * w + x)] = 1;
-  return m;
-}
 
 // An RGB image whose pixel values encode their position, so a wrong read shows.
 Image pattern(index_t h, index_t w, index_t channels = 3) {
@@ -61,11 +57,11 @@ json coco_json() {
   json a = json::array();
   a.push_back(ann(10, 1, 1, {2, 3, 10, 5}, 50, square(2, 3, 12, 8)));
   a.push_back(ann(11, 1, 8, {15, 2, 4, 6}, 24,
-                  {{"counts", rle_encode(block(20, 30, 2, 8, 15, 19), 20, 30)}, {"size", {20, 30}}}));
+                  {{"counts", rle_encode(mask_block(20, 30, 2, 8, 15, 19), 20, 30)}, {"size", {20, 30}}}));
   a.push_back(ann(12, 1, 3, {20, 10, 5, 5}, 25,
-                  {{"counts", rle_to_string(rle_from_mask(block(20, 30, 10, 15, 20, 25), 20, 30))}, {"size", {20, 30}}}));
+                  {{"counts", rle_to_string(rle_from_mask(mask_block(20, 30, 10, 15, 20, 25), 20, 30))}, {"size", {20, 30}}}));
   json crowd = ann(13, 1, 3, {0, 0, 6, 6}, 36,
-                   {{"counts", rle_to_string(rle_from_mask(block(20, 30, 0, 6, 0, 6), 20, 30))}, {"size", {20, 30}}});
+                   {{"counts", rle_to_string(rle_from_mask(mask_block(20, 30, 0, 6, 0, 6), 20, 30))}, {"size", {20, 30}}});
   crowd["iscrowd"] = 1;
   a.push_back(crowd);
   json ignored = ann(14, 1, 1, {3, 3, 4, 4}, 16, square(3, 3, 7, 7));
@@ -146,9 +142,9 @@ TEST_CASE("CocoDataset: polygons, RLEs, crowd and mmdet's annotation filtering")
   CHECK(values(s.boxes) == std::vector<float>{2, 3, 12, 8, 15, 2, 19, 8, 20, 10, 25, 15});
   CHECK(std::vector<std::int64_t>(s.labels.data(), s.labels.data() + 3) == std::vector<std::int64_t>{1, 2, 0});
   REQUIRE(s.masks.shape() == Shape{3, 20, 30});
-  CHECK(mask_of(s, 0) == block(20, 30, 3, 8, 2, 12));   // polygon
-  CHECK(mask_of(s, 1) == block(20, 30, 2, 8, 15, 19));  // uncompressed RLE
-  CHECK(mask_of(s, 2) == block(20, 30, 10, 15, 20, 25));  // compressed RLE
+  CHECK(mask_of(s, 0) == mask_block(20, 30, 3, 8, 2, 12));   // polygon
+  CHECK(mask_of(s, 1) == mask_block(20, 30, 2, 8, 15, 19));  // uncompressed RLE
+  CHECK(mask_of(s, 2) == mask_block(20, 30, 10, 15, 20, 25));  // compressed RLE
   // The crowd box and the instance without a valid polygon are ignore boxes.
   CHECK(values(s.ignore_boxes) == std::vector<float>{0, 0, 6, 6, 5, 12, 8, 15});
 
@@ -175,7 +171,7 @@ TEST_CASE("CocoDataset: polygons, RLEs, crowd and mmdet's annotation filtering")
   CHECK(c.annotations[9].iscrowd);
   CHECK(c.image_annotations[0].size() == 9);
   CHECK(c.image(7).file_name == "tiny.png");
-  CHECK(coco_segmentation_to_rle(c.annotations[0].segmentation, 20, 30) == rle_from_mask(block(20, 30, 3, 8, 2, 12), 20, 30));
+  CHECK(coco_segmentation_to_rle(c.annotations[0].segmentation, 20, 30) == rle_from_mask(mask_block(20, 30, 3, 8, 2, 12), 20, 30));
 }
 
 TEST_CASE("CocoDataset: image filtering (filter_empty_gt, min_size, test_mode) and classes") {

@@ -11,19 +11,15 @@
 
 #include "gcnet/data/coco_results.hpp"
 #include "support/files.hpp"
+#include "support/mask_blocks.hpp"
 
 using namespace gcnet;
+using gcnet::test::mask_block;
 using namespace gcnet::data;
 namespace fs = std::filesystem;
 using gcnet::test::has;
 
 namespace {
-std::vector<std::uint8_t> block(index_t h, index_t w, index_t y0, index_t y1, index_t x0, index_t x1) {
-  std::vector<std::uint8_t> m(static_cast<std::size_t>(h * w), 0);
-  for (index_t y = y0; y < y1; ++y)
-    for (index_t x = x0; x < x1; ++x) m[static_cast<std::size_t>(y * w + x)] = 1;
-  return m;
-}
 
 // Three detections on one 300x400 image: boxes xyxy, scores, labels 0..2 of cat_ids {3, 1, 8}.
 struct Dets {
@@ -35,7 +31,7 @@ struct Dets {
     std::copy(b, b + 12, boxes.data());
     scores[0] = 0.9f, scores[1] = 0.123456789f, scores[2] = 0.05f;
     labels[0] = 2, labels[1] = 0, labels[2] = 1;
-    const auto m0 = block(300, 400, 20, 41, 10, 31), m1 = block(300, 400, 100, 200, 50, 60), m2 = block(300, 400, 0, 300, 0, 400);
+    const auto m0 = mask_block(300, 400, 20, 41, 10, 31), m1 = mask_block(300, 400, 100, 200, 50, 60), m2 = mask_block(300, 400, 0, 300, 0, 400);
     std::copy(m0.begin(), m0.end(), masks.data());
     std::copy(m1.begin(), m1.end(), masks.data() + 120000);
     std::copy(m2.begin(), m2.end(), masks.data() + 240000);

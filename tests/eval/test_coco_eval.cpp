@@ -14,8 +14,10 @@
 #include "gcnet/data/coco_results.hpp"
 #include "gcnet/eval/coco_eval.hpp"
 #include "gcnet/eval/coco_eval_load.hpp"
+#include "support/errors.hpp"
 
 using namespace gcnet;
+using gcnet::test::error_of;
 using eval::CocoEvalInput;
 using eval::EvalDet;
 using eval::EvalGt;
@@ -108,14 +110,6 @@ double prec(const eval::CocoEvalResult& r, index_t t, index_t rr, index_t k, ind
   return r.precision[r.dims.precision_index(t, rr, k, a, m)];
 }
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
 
 }  // namespace
 

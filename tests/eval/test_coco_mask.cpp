@@ -12,19 +12,14 @@
 
 #include "gcnet/data/coco_mask.hpp"
 #include "support/files.hpp"
+#include "support/mask_blocks.hpp"
 
 using namespace gcnet;
+using gcnet::test::mask_block;
 using namespace gcnet::data;
 using gcnet::test::has;
 
 namespace {
-// A row-major h x w mask with rows [y0, y1) and columns [x0, x1) set.
-std::vector<std::uint8_t> block(index_t h, index_t w, index_t y0, index_t y1, index_t x0, index_t x1) {
-  std::vector<std::uint8_t> m(static_cast<std::size_t>(h * w), 0);
-  for (index_t y = y0; y < y1; ++y)
-    for (index_t x = x0; x < x1; ++x) m[static_cast<std::size_t>(y * w + x)] = 1;
-  return m;
-}
 
 std::vector<std::uint8_t> random_mask(std::mt19937& g, index_t h, index_t w, double p) {
   std::bernoulli_distribution on(p);
@@ -54,14 +49,14 @@ Rle poly(std::vector<double> xy, index_t h, index_t w) { return rle_from_polygon
 
 TEST_CASE("RLE reference vectors: counts, strings, area, bbox") {
   // 4x5 mask with rows 1-2, cols 2-3 set.
-  const Rle a = rle_from_mask(block(4, 5, 1, 3, 2, 4), 4, 5);
+  const Rle a = rle_from_mask(mask_block(4, 5, 1, 3, 2, 4), 4, 5);
   CHECK(a.counts == std::vector<std::uint32_t>{9, 2, 2, 2, 5});
   CHECK(rle_to_string(a) == "92203");
   CHECK(rle_area(a) == 4);
   CHECK(rle_to_bbox(a) == std::array<double, 4>{2, 1, 2, 2});
-  CHECK(rle_to_mask(a) == block(4, 5, 1, 3, 2, 4));
+  CHECK(rle_to_mask(a) == mask_block(4, 5, 1, 3, 2, 4));
   // The old counts-only functions agree with the Rle ones.
-  CHECK(rle_encode(block(4, 5, 1, 3, 2, 4), 4, 5) == a.counts);
+  CHECK(rle_encode(mask_block(4, 5, 1, 3, 2, 4), 4, 5) == a.counts);
 
   // 3x4 all ones.
   const Rle ones = rle_from_mask(std::vector<std::uint8_t>(12, 1), 3, 4);
@@ -69,7 +64,7 @@ TEST_CASE("RLE reference vectors: counts, strings, area, bbox") {
   CHECK(rle_to_string(ones) == "0<");
 
   // 48x64 with rows 0-39, cols 0-49 set.
-  const Rle big = rle_from_mask(block(48, 64, 0, 40, 0, 50), 48, 64);
+  const Rle big = rle_from_mask(mask_block(48, 64, 0, 40, 0, 50), 48, 64);
   CHECK(rle_to_string(big) == "0X18" + std::string(97, '0') + "Pe0");
   CHECK(rle_area(big) == 2000);
   CHECK(rle_to_bbox(big) == std::array<double, 4>{0, 0, 50, 40});
@@ -80,7 +75,7 @@ TEST_CASE("RLE reference vectors: counts, strings, area, bbox") {
   CHECK(rle_from_string(rle_to_string(big), 48, 64) == big);
 
   // 300x400 with rows 100-199, cols 50-59: one backslash and one backtick in the string.
-  const Rle tall = rle_from_mask(block(300, 400, 100, 200, 50, 60), 300, 400);
+  const Rle tall = rle_from_mask(mask_block(300, 400, 100, 200, 50, 60), 300, 400);
   CHECK(rle_to_string(tall) == "lg>T3X600000000000000000\\`S3");
   CHECK(rle_to_string(tall).size() == 28);
   CHECK(rle_from_string("lg>T3X600000000000000000\\`S3", 300, 400) == tall);
@@ -94,8 +89,8 @@ TEST_CASE("IoU reference vectors: boxes and masks, with and without crowd") {
   // Touching boxes do not overlap.
   CHECK(coco_box_iou({0, 0, 10, 10}, {10, 0, 10, 10}, false) == 0);
 
-  const Rle gt = rle_from_mask(block(48, 64, 0, 40, 0, 50), 48, 64);
-  const Rle dt = rle_from_mask(block(48, 64, 20, 48, 30, 64), 48, 64);
+  const Rle gt = rle_from_mask(mask_block(48, 64, 0, 40, 0, 50), 48, 64);
+  const Rle dt = rle_from_mask(mask_block(48, 64, 20, 48, 30, 64), 48, 64);
   CHECK(rle_area(dt) == 952);
   CHECK(rle_iou(dt, gt, false) == doctest::Approx(0.156740).epsilon(1e-6));
   CHECK(rle_iou(dt, gt, false) == 400.0 / (952 + 2000 - 400));
@@ -104,9 +99,9 @@ TEST_CASE("IoU reference vectors: boxes and masks, with and without crowd") {
   const std::vector<double> o = rle_iou({dt, gt}, {gt, dt}, {1, 0});
   CHECK(o == std::vector<double>{400.0 / 952, 1.0, 1.0, 400.0 / 2552});
   // Different sizes: -1 where the boxes overlap (rleIou), 0 where they do not.
-  const Rle other = rle_from_mask(block(50, 64, 0, 10, 0, 10), 50, 64);
+  const Rle other = rle_from_mask(mask_block(50, 64, 0, 10, 0, 10), 50, 64);
   CHECK(rle_iou(other, gt, false) == -1.0);
-  const Rle far = rle_from_mask(block(50, 64, 45, 50, 60, 64), 50, 64);
+  const Rle far = rle_from_mask(mask_block(50, 64, 45, 50, 60, 64), 50, 64);
   CHECK(rle_iou(far, gt, false) == 0.0);
   CHECK_THROWS_WITH_AS(rle_iou_exact(other, gt, false), has("sizes 50x64 and 48x64 differ"), gcnet::Error);
   // An empty detection has IoU 0 with anything.
@@ -121,7 +116,7 @@ TEST_CASE("Polygons: the reference square and maskApi.c's own outputs") {
   const Rle sq = rle_from_polygons({{10, 10, 20, 10, 20, 20, 10, 20}}, 30, 30);
   CHECK(rle_area(sq) == 100);
   CHECK(rle_to_bbox(sq) == std::array<double, 4>{10, 10, 10, 10});
-  CHECK(rle_to_mask(sq) == block(30, 30, 10, 20, 10, 20));
+  CHECK(rle_to_mask(sq) == mask_block(30, 30, 10, 20, 10, 20));
 
   // Produced by maskApi.c @ 8c9bcc3 (rleFrPoly -> rleToString / rleArea / rleToBbox).
   struct Case {
@@ -230,8 +225,8 @@ TEST_CASE("Random masks: encode/decode, strings, area, bbox, merge and IoU again
 }
 
 TEST_CASE("Merge: union of three, sizes must agree") {
-  const Rle a = rle_from_mask(block(6, 7, 0, 2, 0, 7), 6, 7), b = rle_from_mask(block(6, 7, 4, 6, 0, 3), 6, 7),
-            c = rle_from_mask(block(6, 7, 0, 6, 6, 7), 6, 7);
+  const Rle a = rle_from_mask(mask_block(6, 7, 0, 2, 0, 7), 6, 7), b = rle_from_mask(mask_block(6, 7, 4, 6, 0, 3), 6, 7),
+            c = rle_from_mask(mask_block(6, 7, 0, 6, 6, 7), 6, 7);
   CHECK(rle_area(rle_merge({a, b, c})) == 14 + 6 + 6 - 2);
   CHECK(rle_area(rle_merge({a, b, c}, true)) == 0);
   CHECK(rle_merge({a, b, c}, true).counts == std::vector<std::uint32_t>{42});
@@ -269,7 +264,7 @@ TEST_CASE("rle_check and decode: counts must cover h * w exactly") {
   CHECK_THROWS_WITH_AS(rle_to_mask(Rle{2, 3, {7}}, "y.json"), has("y.json: RLE counts sum to 7"), gcnet::Error);
   CHECK_THROWS_WITH_AS(rle_from_mask(std::vector<std::uint8_t>(5), 2, 3), has("mask of 5 bytes for 2x3"), gcnet::Error);
   // Column-major encoding of the same mask gives the same RLE.
-  const auto m = block(4, 5, 1, 3, 2, 4);
+  const auto m = mask_block(4, 5, 1, 3, 2, 4);
   std::vector<std::uint8_t> cm(20);
   for (index_t y = 0; y < 4; ++y)
     for (index_t x = 0; x < 5; ++x) cm[static_cast<std::size_t>(x * 4 + y)] = m[static_cast<std::size_t>(y * 5 + x)];

@@ -9,8 +9,10 @@
 #include "gcnet/ops/paste_masks.hpp"
 #include "gcnet/testing/parity.hpp"
 #include "support/layer_testing.hpp"
+#include "support/errors.hpp"
 
 using namespace gcnet;
+using gcnet::test::error_of;
 using ops::MaskTargetOptions;
 using testing::relative_error;
 
@@ -55,15 +57,6 @@ double closed_form(const Tensor<double>& probs, index_t n, double x1, double y1,
   return s;
 }
 
-template <class F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
 }  // namespace
 
 TEST_CASE("mask_target_single: mmdet's targets (clip, aligned RoIAlign to 28x28, >= 0.5), double and float") {

@@ -9,8 +9,10 @@
 #include "gcnet/ops/roi_align.hpp"
 #include "gcnet/testing/parity.hpp"
 #include "support/layer_testing.hpp"
+#include "support/errors.hpp"
 
 using namespace gcnet;
+using gcnet::test::error_of;
 using ops::RoIAlignOptions;
 using test::random_tensor;
 using testing::relative_error;
@@ -82,15 +84,6 @@ Tensor<double> numeric_gradient(const Tensor<double>& x, const RoIs<double>& roi
   return g;
 }
 
-template <class F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
 }  // namespace
 
 TEST_CASE("roi_align: torchvision parity in double (aligned and not, sampling 0 and 2, the reference 14.3 vectors)") {

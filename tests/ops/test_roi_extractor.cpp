@@ -9,8 +9,10 @@
 #include "gcnet/ops/roi_extractor.hpp"
 #include "gcnet/testing/parity.hpp"
 #include "support/layer_testing.hpp"
+#include "support/errors.hpp"
 
 using namespace gcnet;
+using gcnet::test::error_of;
 using ops::RoIExtractorOptions;
 using ops::RoILevelMapping;
 using test::random_tensor;
@@ -43,15 +45,6 @@ std::vector<Tensor<T>> pyramid(index_t n, index_t c, index_t h, index_t w, std::
   return out;
 }
 
-template <class F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
 }  // namespace
 
 TEST_CASE("map_roi_levels: the FPN level boundaries of the reference (112, 224, 448), float and double") {
