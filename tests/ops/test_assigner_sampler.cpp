@@ -7,24 +7,15 @@
 #include <vector>
 
 #include "gcnet/ops/random_sampler.hpp"
+#include "support/small_tensors.hpp"
 
 using namespace gcnet;
 using namespace gcnet::ops;
+using gcnet::test::rows;
+using gcnet::test::values;
+using gcnet::test::as_vector;
 
 namespace {
-Tensor<float> rows(index_t cols, std::initializer_list<double> v) {
-  Tensor<float> t(Shape{static_cast<index_t>(v.size()) / cols, cols});
-  index_t i = 0;
-  for (double e : v) t[i++] = static_cast<float>(e);
-  return t;
-}
-Tensor<std::int64_t> ints(std::initializer_list<std::int64_t> v) {
-  Tensor<std::int64_t> t(Shape{static_cast<index_t>(v.size())});
-  index_t i = 0;
-  for (auto e : v) t[i++] = e;
-  return t;
-}
-std::vector<std::int64_t> as_vector(const Tensor<std::int64_t>& t) { return {t.data(), t.data() + t.numel()}; }
 
 // Overlaps of 2 GTs with 7 priors, built for the rules of §13.3 (pos 0.5, neg 0.3, min_pos 0.3):
 //   p0  0.8 / 0.1    positive, gt 0
@@ -49,7 +40,7 @@ MaxIoUAssignerOptions rpn_like() {
 }  // namespace
 
 TEST_CASE("MaxIoUAssigner: thresholds, first-GT ties, low-quality matches of all tied priors") {
-  const auto gl = ints({3, 7});
+  const auto gl = values<std::int64_t>({3, 7});
   const auto r = MaxIoUAssigner<float>(rpn_like()).assign_wrt_overlaps(hand_overlaps(), gl);
   CHECK(r.num_gts == 2);
   CHECK(as_vector(r.gt_inds) == std::vector<std::int64_t>{1, 2, -1, 0, 2, 1, 0});
@@ -61,7 +52,7 @@ TEST_CASE("MaxIoUAssigner: thresholds, first-GT ties, low-quality matches of all
 TEST_CASE("MaxIoUAssigner: gt_max_assign_all = false takes only the first tied prior, or no low-quality matching") {
   auto o = rpn_like();
   o.gt_max_assign_all = false;
-  const auto gl = ints({3, 7});
+  const auto gl = values<std::int64_t>({3, 7});
   const auto first = MaxIoUAssigner<float>(o).assign_wrt_overlaps(hand_overlaps(), gl);
   CHECK(as_vector(first.gt_inds) == std::vector<std::int64_t>{1, 2, -1, 0, -1, 1, 0});
   o.match_low_quality = false;
@@ -78,15 +69,15 @@ TEST_CASE("MaxIoUAssigner: ties between GTs go to the first, low-quality matches
   const auto tie = rows(1, {0.6, 0.6});
   auto o = rpn_like();
   o.match_low_quality = false;
-  CHECK(as_vector(MaxIoUAssigner<float>(o).assign_wrt_overlaps(tie, ints({0, 1})).gt_inds) == std::vector<std::int64_t>{1});
+  CHECK(as_vector(MaxIoUAssigner<float>(o).assign_wrt_overlaps(tie, values<std::int64_t>({0, 1})).gt_inds) == std::vector<std::int64_t>{1});
   // With low-quality matching both GTs claim the prior (their best); gt 1 comes last and keeps it.
-  CHECK(as_vector(MaxIoUAssigner<float>(rpn_like()).assign_wrt_overlaps(tie, ints({0, 1})).gt_inds) ==
+  CHECK(as_vector(MaxIoUAssigner<float>(rpn_like()).assign_wrt_overlaps(tie, values<std::int64_t>({0, 1})).gt_inds) ==
         std::vector<std::int64_t>{2});
   // p0's best GT is gt 0 (0.9), but p0 is gt 1's best prior (0.6): low-quality matching gives it to gt 1.
   const auto ov = rows(3, {0.9, 0.7, 0.1,  //
                            0.6, 0.2, 0.1});
   const auto r = MaxIoUAssigner<float>({.pos_iou_thr = 0.5, .neg_iou_thr = 0.5, .min_pos_iou = 0.5})
-                     .assign_wrt_overlaps(ov, ints({0, 1}));
+                     .assign_wrt_overlaps(ov, values<std::int64_t>({0, 1}));
   CHECK(as_vector(r.gt_inds) == std::vector<std::int64_t>{2, 1, 0});
   CHECK(r.max_overlaps[0] == 0.9f);  // max_overlaps stays the prior's own best
 }
@@ -97,36 +88,36 @@ TEST_CASE("MaxIoUAssigner: a negative IoU range lo..hi, mmdet's min_pos_iou = 0 
   o.neg_iou_thr = NegIoURange{0.1, 0.3};
   o.match_low_quality = false;
   const auto ov = rows(4, {0.05, 0.1, 0.29, 0.3});
-  const auto r = MaxIoUAssigner<float>(o).assign_wrt_overlaps(ov, ints({0}));
+  const auto r = MaxIoUAssigner<float>(o).assign_wrt_overlaps(ov, values<std::int64_t>({0}));
   CHECK(as_vector(r.gt_inds) == std::vector<std::int64_t>{-1, 0, 0, -1});
   // Defaults (min_pos_iou 0, gt_max_assign_all, low quality on): a GT overlapping nothing has best
   // IoU 0 and takes every prior it has IoU 0 with, even gt 0's positive p0.
   const auto zero = rows(3, {0.7, 0.0, 0.0,  //
                              0.0, 0.0, 0.0});
-  const auto q = MaxIoUAssigner<float>().assign_wrt_overlaps(zero, ints({4, 5}));
+  const auto q = MaxIoUAssigner<float>().assign_wrt_overlaps(zero, values<std::int64_t>({4, 5}));
   CHECK(as_vector(q.gt_inds) == std::vector<std::int64_t>{2, 2, 2});
   CHECK(as_vector(q.labels) == std::vector<std::int64_t>{5, 5, 5});
   auto strict = MaxIoUAssignerOptions{};
   strict.min_pos_iou = 0.1;
-  CHECK(as_vector(MaxIoUAssigner<float>(strict).assign_wrt_overlaps(zero, ints({4, 5})).gt_inds) ==
+  CHECK(as_vector(MaxIoUAssigner<float>(strict).assign_wrt_overlaps(zero, values<std::int64_t>({4, 5})).gt_inds) ==
         std::vector<std::int64_t>{1, 0, 0});
 }
 
 TEST_CASE("MaxIoUAssigner: no GT (all negative), no priors (empty), from boxes") {
   const MaxIoUAssigner<float> a(rpn_like());
   const auto priors = rows(4, {0, 0, 10, 10, 5, 5, 15, 15, 100, 100, 110, 110});
-  const auto no_gt = a.assign(Tensor<float>(Shape{0, 4}), ints({}), priors);
+  const auto no_gt = a.assign(Tensor<float>(Shape{0, 4}), values<std::int64_t>({}), priors);
   CHECK(no_gt.num_gts == 0);
   CHECK(as_vector(no_gt.gt_inds) == std::vector<std::int64_t>{0, 0, 0});
   CHECK(as_vector(no_gt.labels) == std::vector<std::int64_t>{-1, -1, -1});
   for (int j = 0; j < 3; ++j) CHECK(no_gt.max_overlaps[j] == 0.0f);
-  const auto no_priors = a.assign(rows(4, {0, 0, 10, 10}), ints({1}), Tensor<float>(Shape{0, 4}));
+  const auto no_priors = a.assign(rows(4, {0, 0, 10, 10}), values<std::int64_t>({1}), Tensor<float>(Shape{0, 4}));
   CHECK(no_priors.gt_inds.shape() == Shape{0});
   CHECK(no_priors.max_overlaps.shape() == Shape{0});
-  const auto both = a.assign(Tensor<float>(Shape{0, 4}), ints({}), Tensor<float>(Shape{0, 4}));
+  const auto both = a.assign(Tensor<float>(Shape{0, 4}), values<std::int64_t>({}), Tensor<float>(Shape{0, 4}));
   CHECK(both.num_priors() == 0);
   // From boxes: the GT equals prior 0 (IoU 1), overlaps prior 1 by 25 / 175, misses prior 2.
-  const auto r = a.assign(rows(4, {0, 0, 10, 10}), ints({6}), priors);
+  const auto r = a.assign(rows(4, {0, 0, 10, 10}), values<std::int64_t>({6}), priors);
   CHECK(as_vector(r.gt_inds) == std::vector<std::int64_t>{1, 0, 0});
   CHECK(r.max_overlaps[1] == doctest::Approx(25.0 / 175));
   CHECK(as_vector(r.labels) == std::vector<std::int64_t>{6, -1, -1});
@@ -142,14 +133,14 @@ TEST_CASE("MaxIoUAssigner: ignore boxes (crowd) with ignore_iof_thr, over the pr
                                30, 30, 100, 100}); // covers the crowd box: IoF over its area 0.2, over the crowd's 1
   const auto crowd = rows(4, {50, 50, 60, 60});
   const MaxIoUAssigner<float> a(o);
-  const auto r = a.assign(gt, ints({2}), priors, &crowd);
+  const auto r = a.assign(gt, values<std::int64_t>({2}), priors, &crowd);
   CHECK(as_vector(r.gt_inds) == std::vector<std::int64_t>{1, -1, 0, 0});
   CHECK(r.max_overlaps[1] == -1.0f);
   o.ignore_wrt_candidates = false;
-  const auto w = MaxIoUAssigner<float>(o).assign(gt, ints({2}), priors, &crowd);
+  const auto w = MaxIoUAssigner<float>(o).assign(gt, values<std::int64_t>({2}), priors, &crowd);
   CHECK(as_vector(w.gt_inds) == std::vector<std::int64_t>{1, -1, 0, -1});
   // ignore_iof_thr <= 0 (mmdet's default -1) leaves the crowd unused.
-  const auto off = MaxIoUAssigner<float>(rpn_like()).assign(gt, ints({2}), priors, &crowd);
+  const auto off = MaxIoUAssigner<float>(rpn_like()).assign(gt, values<std::int64_t>({2}), priors, &crowd);
   CHECK(as_vector(off.gt_inds) == std::vector<std::int64_t>{1, 0, 0, 0});
 }
 
@@ -217,12 +208,12 @@ TEST_CASE("MaxIoUAssigner: equals mmdet's loops on large random overlaps with ma
 
 TEST_CASE("MaxIoUAssigner: bad input throws with clear messages") {
   const MaxIoUAssigner<float> a;
-  CHECK_THROWS_WITH_AS(a.assign_wrt_overlaps(hand_overlaps(), ints({1})),
+  CHECK_THROWS_WITH_AS(a.assign_wrt_overlaps(hand_overlaps(), values<std::int64_t>({1})),
                        doctest::Contains("gt labels have shape [1], expected [2]"), Error);
   auto nan = hand_overlaps();
   nan[9] = std::numeric_limits<float>::quiet_NaN();
-  CHECK_THROWS_WITH_AS(a.assign_wrt_overlaps(nan, ints({1, 2})), doctest::Contains("overlap (1, 2) is NaN"), Error);
-  CHECK_THROWS_WITH_AS(a.assign(rows(4, {0, 0, 1, 1}), ints({0}), rows(4, {3, 0, 1, 1})),
+  CHECK_THROWS_WITH_AS(a.assign_wrt_overlaps(nan, values<std::int64_t>({1, 2})), doctest::Contains("overlap (1, 2) is NaN"), Error);
+  CHECK_THROWS_WITH_AS(a.assign(rows(4, {0, 0, 1, 1}), values<std::int64_t>({0}), rows(4, {3, 0, 1, 1})),
                        doctest::Contains("MaxIoUAssigner::assign: priors row 0 = (3, 0, 1, 1) is inverted"), Error);
   MaxIoUAssignerOptions o;
   o.neg_iou_thr = NegIoURange{0.4, 0.2};
@@ -234,8 +225,8 @@ namespace {
 AssignResult<float> hand_assignment() {
   AssignResult<float> r;
   r.num_gts = 2;
-  r.gt_inds = ints({1, 0, 0, -1, 2, 0, 1, 0});
-  r.labels = ints({5, -1, -1, -1, 9, -1, 5, -1});
+  r.gt_inds = values<std::int64_t>({1, 0, 0, -1, 2, 0, 1, 0});
+  r.labels = values<std::int64_t>({5, -1, -1, -1, 9, -1, 5, -1});
   r.max_overlaps = Tensor<float>(Shape{8});
   for (index_t j = 0; j < 8; ++j) r.max_overlaps[j] = 0.1f * static_cast<float>(j);
   return r;
@@ -254,7 +245,7 @@ Tensor<float> hand_priors() {
 
 TEST_CASE("RandomSampler: GT boxes prepended as proposals, injected subsets, sorted unique indices") {
   const auto gt = rows(4, {1, 1, 4, 4, 20, 0, 30, 9});
-  const auto labels = ints({5, 9});
+  const auto labels = values<std::int64_t>({5, 9});
   const auto assign = hand_assignment();
   // num 6, pos_fraction 0.5: 3 positives expected; with the GTs the positives are 0, 1, 2, 6, 8.
   const RandomSampler<float> s({.num = 6, .pos_fraction = 0.5, .neg_pos_ub = -1, .add_gt_as_proposals = true});
@@ -298,7 +289,7 @@ TEST_CASE("RandomSampler: fewer candidates than wanted takes all, neg_pos_ub cap
   const auto gt = rows(4, {1, 1, 4, 4, 20, 0, 30, 9});
   auto never = [](index_t, index_t) -> std::vector<index_t> { FAIL("no subset needed"); return {}; };
   const RandomSampler<float> rpn({.num = 256, .pos_fraction = 0.5, .neg_pos_ub = -1, .add_gt_as_proposals = false});
-  const auto r = rpn.sample(assign, hand_priors(), gt, ints({5, 9}), never);
+  const auto r = rpn.sample(assign, hand_priors(), gt, values<std::int64_t>({5, 9}), never);
   CHECK(as_vector(r.pos_inds) == std::vector<std::int64_t>{0, 4, 6});
   CHECK(as_vector(r.neg_inds) == std::vector<std::int64_t>{1, 2, 5, 7});
   CHECK(as_vector(r.pos_assigned_gt_inds) == std::vector<std::int64_t>{0, 1, 0});
@@ -306,11 +297,11 @@ TEST_CASE("RandomSampler: fewer candidates than wanted takes all, neg_pos_ub cap
   // neg_pos_ub 1: at most int(1 * 3) = 3 negatives.
   const RandomSampler<float> capped({.num = 256, .pos_fraction = 0.5, .neg_pos_ub = 1, .add_gt_as_proposals = false});
   Rng rng(4);
-  const auto c = capped.sample(assign, hand_priors(), gt, ints({5, 9}), rng);
+  const auto c = capped.sample(assign, hand_priors(), gt, values<std::int64_t>({5, 9}), rng);
   CHECK(c.neg_inds.numel() == 3);
   // No GT: nothing prepended, no positives, every prior negative.
-  AssignResult<float> none = MaxIoUAssigner<float>().assign(Tensor<float>(Shape{0, 4}), ints({}), hand_priors());
-  const auto n = RandomSampler<float>().sample(none, hand_priors(), Tensor<float>(Shape{0, 4}), ints({}), rng);
+  AssignResult<float> none = MaxIoUAssigner<float>().assign(Tensor<float>(Shape{0, 4}), values<std::int64_t>({}), hand_priors());
+  const auto n = RandomSampler<float>().sample(none, hand_priors(), Tensor<float>(Shape{0, 4}), values<std::int64_t>({}), rng);
   CHECK(n.pos_inds.numel() == 0);
   CHECK(n.neg_inds.numel() == 8);
   CHECK(n.pos_gt_bboxes.shape() == Shape{0, 4});
@@ -334,9 +325,9 @@ TEST_CASE("RandomSampler with the library's RNG: counts, sorted unique subsets, 
   const RandomSampler<float> s({.num = 512, .pos_fraction = 0.25, .neg_pos_ub = -1, .add_gt_as_proposals = false});
   const auto gt = rows(4, {0, 0, 1, 1});
   Rng r1(7), r2(7), r3(8);
-  const auto x = s.sample(a, priors, gt, ints({0}), r1);
-  const auto y = s.sample(a, priors, gt, ints({0}), r2);
-  const auto z = s.sample(a, priors, gt, ints({0}), r3);
+  const auto x = s.sample(a, priors, gt, values<std::int64_t>({0}), r1);
+  const auto y = s.sample(a, priors, gt, values<std::int64_t>({0}), r2);
+  const auto z = s.sample(a, priors, gt, values<std::int64_t>({0}), r3);
   CHECK(x.pos_inds.numel() == 128);
   CHECK(x.neg_inds.numel() == 512 - 128);
   for (const auto* t : {&x.pos_inds, &x.neg_inds}) {
@@ -382,13 +373,13 @@ TEST_CASE("RandomSampler: bad input throws with clear messages") {
   const auto gt = rows(4, {1, 1, 4, 4, 20, 0, 30, 9});
   const auto assign = hand_assignment();
   Rng rng(1);
-  CHECK_THROWS_WITH_AS(s.sample(assign, rows(4, {0, 0, 1, 1}), gt, ints({5, 9}), rng),
+  CHECK_THROWS_WITH_AS(s.sample(assign, rows(4, {0, 0, 1, 1}), gt, values<std::int64_t>({5, 9}), rng),
                        doctest::Contains("the assignment covers 8 priors, but 1 priors were given"), Error);
-  CHECK_THROWS_WITH_AS(s.sample(assign, hand_priors(), rows(4, {0, 0, 1, 1}), ints({5}), rng),
+  CHECK_THROWS_WITH_AS(s.sample(assign, hand_priors(), rows(4, {0, 0, 1, 1}), values<std::int64_t>({5}), rng),
                        doctest::Contains("the assignment was made for 2 gt boxes, but 1 were given"), Error);
   auto bad = hand_assignment();
   bad.gt_inds[2] = 3;
-  CHECK_THROWS_WITH_AS(s.sample(bad, hand_priors(), gt, ints({5, 9}), rng),
+  CHECK_THROWS_WITH_AS(s.sample(bad, hand_priors(), gt, values<std::int64_t>({5, 9}), rng),
                        doctest::Contains("gt_inds[2] = 3, expected -1 (ignore), 0 (negative) or a gt number in [1, 2]"),
                        Error);
   // Pickers that break their contract: 1 positive wanted of 3, 3 negatives of 4.
@@ -396,10 +387,10 @@ TEST_CASE("RandomSampler: bad input throws with clear messages") {
   auto outside = [](index_t n, index_t k) { return std::vector<index_t>(static_cast<std::size_t>(k), n); };
   auto short_ = [](index_t, index_t) { return std::vector<index_t>{}; };
   const RandomSampler<float> t({.num = 4, .pos_fraction = 0.5, .neg_pos_ub = -1, .add_gt_as_proposals = false});
-  CHECK_THROWS_WITH_AS(t.sample(assign, hand_priors(), gt, ints({5, 9}), twice),
+  CHECK_THROWS_WITH_AS(t.sample(assign, hand_priors(), gt, values<std::int64_t>({5, 9}), twice),
                        doctest::Contains("returned a position twice"), Error);
-  CHECK_THROWS_WITH_AS(s.sample(assign, hand_priors(), gt, ints({5, 9}), outside),
+  CHECK_THROWS_WITH_AS(s.sample(assign, hand_priors(), gt, values<std::int64_t>({5, 9}), outside),
                        doctest::Contains("returned position 3, outside [0, 3)"), Error);
-  CHECK_THROWS_WITH_AS(s.sample(assign, hand_priors(), gt, ints({5, 9}), short_),
+  CHECK_THROWS_WITH_AS(s.sample(assign, hand_priors(), gt, values<std::int64_t>({5, 9}), short_),
                        doctest::Contains("returned 0 positions, expected 1 of 3"), Error);
 }

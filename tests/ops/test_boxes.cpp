@@ -7,17 +7,13 @@
 #include "gcnet/io/safetensors_reader.hpp"
 #include "gcnet/core/rng.hpp"
 #include "gcnet/ops/boxes.hpp"
+#include "support/small_tensors.hpp"
 
 using namespace gcnet;
 using namespace gcnet::ops;
+using gcnet::test::rows;
 
 namespace {
-Tensor<float> boxes(std::initializer_list<float> v) {
-  Tensor<float> t(Shape{static_cast<index_t>(v.size() / 4), 4});
-  index_t i = 0;
-  for (float e : v) t[i++] = e;
-  return t;
-}
 
 // Elementwise equality, NaN equal to NaN; reports the first difference.
 template <class T>
@@ -54,8 +50,8 @@ TEST_CASE("box_overlaps equals mmdet's bbox_overlaps in float32 (iou, iof, align
 }
 
 TEST_CASE("box_overlaps: hand-computed values, modes, empty sets, double") {
-  const auto a = boxes({0, 0, 2, 2, 1, 1, 3, 3, 5, 5, 5, 5});
-  const auto b = boxes({1, 1, 3, 3, 0, 0, 4, 4});
+  const auto a = rows(4, {0, 0, 2, 2, 1, 1, 3, 3, 5, 5, 5, 5});
+  const auto b = rows(4, {1, 1, 3, 3, 0, 0, 4, 4});
   const auto iou = box_overlaps(a, b);
   REQUIRE(iou.shape() == Shape{3, 2});
   CHECK(iou.at({0, 0}) == doctest::Approx(1.0 / 7).epsilon(1e-7));  // inter 1, union 4 + 4 - 1
@@ -68,7 +64,7 @@ TEST_CASE("box_overlaps: hand-computed values, modes, empty sets, double") {
   CHECK(iof.at({0, 1}) == 1.0f);
   CHECK(iof.at({2, 1}) == 0.0f);  // 0 / max(0, eps)
   // Two empty boxes: mmdet's eps gives 0, torchvision's box_iou NaN.
-  const auto e = boxes({3, 3, 3, 3});
+  const auto e = rows(4, {3, 3, 3, 3});
   CHECK(box_overlaps(e, e)[0] == 0.0f);
   CHECK(std::isnan(box_iou(e, e)[0]));
   // Empty sets.
@@ -83,7 +79,7 @@ TEST_CASE("box_overlaps: hand-computed values, modes, empty sets, double") {
   }
   CHECK(box_overlaps(ad, bd)[0] == 1.0 / 7);
   // A non-contiguous view is read correctly.
-  const auto big = boxes({0, 0, 2, 2, 9, 9, 9, 9, 1, 1, 3, 3});
+  const auto big = rows(4, {0, 0, 2, 2, 9, 9, 9, 9, 1, 1, 3, 3});
   const auto view = big.narrow(0, 2, 1);
   CHECK(box_overlaps(view, a)[1] == 1.0f);
 }
@@ -120,7 +116,7 @@ TEST_CASE("conversions and clipping equal torchvision's box_convert and clip_box
   CHECK(in_place[0] == 0.0f);
   CHECK(in_place[2] == 320.0f);
   // Round trips (exact for these dyadic values).
-  const auto h = boxes({1.5f, 2.25f, 10, 20.5f, -3, -4, 5, 6});
+  const auto h = rows(4, {1.5f, 2.25f, 10, 20.5f, -3, -4, 5, 6});
   check_identical(xywh_to_xyxy(xyxy_to_xywh(h)), h, "xywh round trip");
   check_identical(cxcywh_to_xyxy(xyxy_to_cxcywh(h)), h, "cxcywh round trip");
   const auto xywh = xyxy_to_xywh(h);
@@ -129,7 +125,7 @@ TEST_CASE("conversions and clipping equal torchvision's box_convert and clip_box
 }
 
 TEST_CASE("select_rows, box_areas, index_tensor") {
-  const auto b = boxes({0, 0, 2, 3, 1, 1, 2, 2, 4, 4, 8, 5});
+  const auto b = rows(4, {0, 0, 2, 3, 1, 1, 2, 2, 4, 4, 8, 5});
   const auto idx = index_tensor({2, 0, 2});
   const auto s = select_rows(b, idx);
   REQUIRE(s.shape() == Shape{3, 4});
@@ -144,16 +140,16 @@ TEST_CASE("select_rows, box_areas, index_tensor") {
 }
 
 TEST_CASE("box operations: bad input throws naming the function, the row and what was expected") {
-  const auto good = boxes({0, 0, 1, 1});
+  const auto good = rows(4, {0, 0, 1, 1});
   CHECK_THROWS_WITH_AS(box_overlaps(Tensor<float>(Shape{2, 5}), good),
                        doctest::Contains("box_overlaps: first boxes must have shape [N, 4]"), Error);
-  CHECK_THROWS_WITH_AS(box_overlaps(good, boxes({0, 0, 1, 1, 3, 0, 2, 1})),
+  CHECK_THROWS_WITH_AS(box_overlaps(good, rows(4, {0, 0, 1, 1, 3, 0, 2, 1})),
                        doctest::Contains("box_overlaps: second boxes row 1 = (3, 0, 2, 1) is inverted"), Error);
-  CHECK_THROWS_WITH_AS(box_iou(boxes({0, 0, std::numeric_limits<float>::quiet_NaN(), 1}), good),
+  CHECK_THROWS_WITH_AS(box_iou(rows(4, {0, 0, std::numeric_limits<float>::quiet_NaN(), 1}), good),
                        doctest::Contains("row 0 = (0, 0, nan, 1) is not finite"), Error);
   CHECK_THROWS_WITH_AS(box_overlaps(good, good, OverlapMode::iou, -1.0),
                        doctest::Contains("eps must be finite and >= 0"), Error);
-  CHECK_THROWS_WITH_AS(aligned_box_overlaps(good, boxes({0, 0, 1, 1, 0, 0, 1, 1})),
+  CHECK_THROWS_WITH_AS(aligned_box_overlaps(good, rows(4, {0, 0, 1, 1, 0, 0, 1, 1})),
                        doctest::Contains("same number of rows, got 1 and 2"), Error);
   CHECK_THROWS_WITH_AS(xyxy_to_xywh(Tensor<float>(Shape{4})), doctest::Contains("xyxy_to_xywh: boxes must have shape"),
                        Error);

@@ -5,18 +5,13 @@
 
 #include "gcnet/io/safetensors_reader.hpp"
 #include "gcnet/ops/delta_xywh_coder.hpp"
+#include "support/small_tensors.hpp"
 
 using namespace gcnet;
 using namespace gcnet::ops;
+using gcnet::test::rows;
 
 namespace {
-template <class T = float>
-Tensor<T> rows(index_t cols, std::initializer_list<double> v) {
-  Tensor<T> t(Shape{static_cast<index_t>(v.size()) / cols, cols});
-  index_t i = 0;
-  for (double e : v) t[i++] = static_cast<T>(e);
-  return t;
-}
 
 // max |a - b| / max(1, max |b|): the error relative to the values' scale.
 double scaled_error(const Tensor<float>& a, const Tensor<float>& b) {

@@ -8,24 +8,15 @@
 #include "gcnet/core/rng.hpp"
 #include "gcnet/io/safetensors_reader.hpp"
 #include "gcnet/ops/nms.hpp"
+#include "support/small_tensors.hpp"
 
 using namespace gcnet;
 using namespace gcnet::ops;
+using gcnet::test::rows;
+using gcnet::test::values;
+using gcnet::test::as_vector;
 
 namespace {
-Tensor<float> rows(index_t cols, std::initializer_list<double> v) {
-  Tensor<float> t(Shape{static_cast<index_t>(v.size()) / cols, cols});
-  index_t i = 0;
-  for (double e : v) t[i++] = static_cast<float>(e);
-  return t;
-}
-Tensor<float> vec(std::initializer_list<double> v) {
-  Tensor<float> t(Shape{static_cast<index_t>(v.size())});
-  index_t i = 0;
-  for (double e : v) t[i++] = static_cast<float>(e);
-  return t;
-}
-std::vector<std::int64_t> as_vector(const Tensor<std::int64_t>& t) { return {t.data(), t.data() + t.numel()}; }
 
 // The textbook greedy NMS (torchvision's CPU kernel, with a stable sort), for random checks.
 std::vector<std::int64_t> naive_nms(const Tensor<float>& b, const Tensor<float>& s, double thr,
@@ -114,7 +105,7 @@ TEST_CASE("batched_nms equals torchvision's (its coordinate trick at n = 500, it
 TEST_CASE("nms: IoU equal to the threshold is kept (strict >), the float IoU is compared with the double threshold") {
   // IoU exactly 0.5: inter 2, union 3 + 3 - 2.
   const auto b = rows(4, {0, 0, 3, 1, 1, 0, 4, 1});
-  const auto s = vec({0.9, 0.8});
+  const auto s = values({0.9, 0.8});
   CHECK(as_vector(nms(b, s, 0.5)) == std::vector<std::int64_t>{0, 1});
   CHECK(as_vector(nms(b, s, 0.4999)) == std::vector<std::int64_t>{0});
   // IoU 3 / 10 rounds to 0.300000012f > 0.3: suppressed (as torchvision, fixture nms_thr03).
@@ -125,19 +116,19 @@ TEST_CASE("nms: IoU equal to the threshold is kept (strict >), the float IoU is 
 
 TEST_CASE("nms: descending score order, ties by ascending index, empty input, max_num, offset 1, empty boxes") {
   const auto b = rows(4, {0, 0, 10, 10, 100, 100, 110, 110, 200, 0, 210, 10, 300, 0, 310, 10, 1, 1, 10, 10});
-  const auto s = vec({0.5, 0.9, 0.5, 0.7, 0.95});
+  const auto s = values({0.5, 0.9, 0.5, 0.7, 0.95});
   CHECK(as_vector(nms(b, s, 0.5)) == std::vector<std::int64_t>{4, 1, 3, 2});  // 0 under 4; 2 after 3 (0.5 < 0.7)
-  const auto tie = vec({0.5, 0.5, 0.5, 0.5, 0.1});
+  const auto tie = values({0.5, 0.5, 0.5, 0.5, 0.1});
   CHECK(as_vector(nms(b, tie, 0.5)) == std::vector<std::int64_t>{0, 1, 2, 3});
   CHECK(as_vector(nms(b, s, 0.5, {.max_num = 2})) == std::vector<std::int64_t>{4, 1});
   CHECK(nms(b, s, 0.5, {.max_num = 0}).numel() == 4);  // mmcv: max_num <= 0 keeps all
   CHECK(nms(Tensor<float>(Shape{0, 4}), Tensor<float>(Shape{0}), 0.5).shape() == Shape{0});
   // offset 1 (mmdet 1.x widths): [0, 0, 1, 1] and [1, 0, 2, 1] overlap by one pixel column: IoU 2 / 6.
   const auto px = rows(4, {0, 0, 1, 1, 1, 0, 2, 1});
-  CHECK(nms(px, vec({0.9, 0.8}), 0.3).numel() == 2);
-  CHECK(nms(px, vec({0.9, 0.8}), 0.3, {.offset = 1}).numel() == 1);
+  CHECK(nms(px, values({0.9, 0.8}), 0.3).numel() == 2);
+  CHECK(nms(px, values({0.9, 0.8}), 0.3, {.offset = 1}).numel() == 1);
   // Two identical empty boxes: IoU 0 / 0 = NaN, not suppressed (as torchvision).
-  CHECK(nms(rows(4, {5, 5, 5, 5, 5, 5, 5, 5}), vec({0.9, 0.8}), 0.5).numel() == 2);
+  CHECK(nms(rows(4, {5, 5, 5, 5, 5, 5, 5, 5}), values({0.9, 0.8}), 0.5).numel() == 2);
   // Double.
   Tensor<double> bd(Shape{2, 4}), sd(Shape{2});
   for (int i = 0; i < 8; ++i) bd[i] = b[i];
@@ -213,7 +204,7 @@ TEST_CASE("nms: the grid path and the dense path keep the same boxes (small boxe
 
 TEST_CASE("batched_nms: boxes of different groups never suppress each other") {
   const auto b = rows(4, {0, 0, 10, 10, 0, 0, 10, 10, 0, 0, 10, 10, 1, 1, 10, 10});
-  const auto s = vec({0.9, 0.8, 0.7, 0.6});
+  const auto s = values({0.9, 0.8, 0.7, 0.6});
   Tensor<std::int64_t> g(Shape{4});
   g[0] = 0;
   g[1] = 1;
@@ -249,7 +240,7 @@ TEST_CASE("multiclass_nms: strict score threshold, background column ignored, pe
   CHECK(as_vector(rp.inds) == std::vector<std::int64_t>{0, 3, 4, 5});
   CHECK(rp.boxes.at({1, 0}) == 100.0f);
   // Score factors multiply after the threshold.
-  const auto factors = vec({0.5, 1.0, 0.1});
+  const auto factors = values({0.5, 1.0, 0.1});
   const auto rf = multiclass_nms(boxes, scores, {.score_thr = 0.05, .iou_threshold = 0.5}, &factors);
   // Class 0: roi 1 (0.8) now outranks roi 0 (0.45) and suppresses it; roi 2 scores 0.03.
   CHECK(as_vector(rf.inds) == std::vector<std::int64_t>{2, 3, 4, 5});
@@ -263,9 +254,9 @@ TEST_CASE("multiclass_nms: strict score threshold, background column ignored, pe
 
 TEST_CASE("nms, batched_nms, multiclass_nms: bad input throws with clear messages") {
   const auto b = rows(4, {0, 0, 1, 1, 0, 0, 2, 2});
-  const auto s = vec({0.5, 0.4});
-  CHECK_THROWS_WITH_AS(nms(b, vec({0.5}), 0.5), doctest::Contains("nms: scores have shape [1], expected [2]"), Error);
-  CHECK_THROWS_WITH_AS(nms(b, vec({0.5, std::nan("")}), 0.5), doctest::Contains("nms: score 1 = nan is not finite"),
+  const auto s = values({0.5, 0.4});
+  CHECK_THROWS_WITH_AS(nms(b, values({0.5}), 0.5), doctest::Contains("nms: scores have shape [1], expected [2]"), Error);
+  CHECK_THROWS_WITH_AS(nms(b, values({0.5, std::nan("")}), 0.5), doctest::Contains("nms: score 1 = nan is not finite"),
                        Error);
   CHECK_THROWS_WITH_AS(nms(rows(4, {0, 0, 1, 1, 2, 0, 1, 1}), s, 0.5),
                        doctest::Contains("nms: boxes row 1 = (2, 0, 1, 1) is inverted"), Error);
@@ -278,7 +269,7 @@ TEST_CASE("nms, batched_nms, multiclass_nms: bad input throws with clear message
                        doctest::Contains("multiclass_nms: scores must have shape [N, C + 1]"), Error);
   CHECK_THROWS_WITH_AS(multiclass_nms(rows(3, {0, 0, 1, 0, 0, 1}), rows(3, {0.5, 0.4, 0.1, 0.5, 0.4, 0.1})),
                        doctest::Contains("boxes have shape [2, 3], expected [2, 4] or [2, 8]"), Error);
-  const auto f = vec({1.0});
+  const auto f = values({1.0});
   CHECK_THROWS_WITH_AS(multiclass_nms(b, rows(3, {0.5, 0.4, 0.1, 0.5, 0.4, 0.1}), {}, &f),
                        doctest::Contains("score factors have shape [1], expected [2]"), Error);
 }

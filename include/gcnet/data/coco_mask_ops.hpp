@@ -15,6 +15,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "gcnet/core/rounded.hpp"
 #include "gcnet/data/coco_rle.hpp"
 
 namespace gcnet::data {
@@ -72,8 +73,10 @@ inline double coco_box_iou(const std::array<double, 4>& dt, const std::array<dou
   if (iw <= 0) return 0;
   const double ih = std::min(dt[3] + dt[1], gt[3] + gt[1]) - std::max(dt[1], gt[1]);
   if (ih <= 0) return 0;
-  const double inter = iw * ih, da = dt[2] * dt[3];
-  return inter / (gt_crowd ? da : da + gt[2] * gt[3] - inter);
+  // Each product rounded on its own, as maskApi.c computes them: COCOeval compares this IoU with
+  // its thresholds, so it must be bit-exact (core/rounded.hpp).
+  const double inter = rounded(iw * ih), da = rounded(dt[2] * dt[3]);
+  return inter / (gt_crowd ? da : da + rounded(gt[2] * gt[3]) - inter);
 }
 
 // pycocotools.mask.iou on boxes: [num_dt x num_gt], row-major. `gt_crowd` has one flag per GT

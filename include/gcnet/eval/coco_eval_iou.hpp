@@ -3,8 +3,8 @@
 //  - boxes (maskApi.c bbIou), double, [x, y, w, h] with no +1:
 //      w = min(xd + wd, xg + wg) - max(xd, xg), 0 if w <= 0 (h likewise);
 //      i = w * h; u = crowd ? wd * hd : wd * hd + wg * hg - i; iou = i / u.
-//    Areas are the boxes' own products, not the 'area' fields. (Own copy of data::coco_box_iou
-//    with each product rounded on its own: the IoU must be bit-exact at the thresholds.)
+//    Areas are the boxes' own products, not the 'area' fields (data::coco_box_iou, each product
+//    rounded on its own: the IoU must be bit-exact at the thresholds).
 //  - masks (maskApi.c rleIou): the boxes of the two RLEs first (rleToBbox, with the crowd rule);
 //    only where that IoU is > 0 the runs are merged for the exact intersection i and union u;
 //    then u = 1 if i == 0, u = mask area of the detection if crowd; masks of different sizes
@@ -20,16 +20,7 @@
 
 namespace gcnet::eval {
 
-inline double coco_box_iou(const std::array<double, 4>& d, const std::array<double, 4>& g, bool crowd) {
-  const double w = std::fmin(d[2] + d[0], g[2] + g[0]) - std::fmax(d[0], g[0]);
-  if (w <= 0) return 0.0;
-  const double h = std::fmin(d[3] + d[1], g[3] + g[1]) - std::fmax(d[1], g[1]);
-  if (h <= 0) return 0.0;
-  // Each product rounded on its own, as maskApi.c computes them (see rounded()).
-  const double i = rounded(w * h), da = rounded(d[2] * d[3]);
-  const double u = crowd ? da : da + rounded(g[2] * g[3]) - i;
-  return i / u;
-}
+using data::coco_box_iou;  // bbIou, bit-exact (data/coco_mask_ops.hpp)
 
 // A mask as rleIou sees it: the RLE and its rleToBbox box, computed once per cell.
 struct MaskView {

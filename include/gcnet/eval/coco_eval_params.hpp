@@ -10,27 +10,13 @@
 
 #include "gcnet/core/config.hpp"
 #include "gcnet/core/error.hpp"
+#include "gcnet/core/rounded.hpp"  // rounded(): each product rounded on its own
 
 namespace gcnet::eval {
 
 enum class IouType { bbox, segm };
 
 inline const char* iou_type_name(IouType t) { return t == IouType::bbox ? "bbox" : "segm"; }
-
-// The compiler may fuse a product into a following add (an FMA, GCC's default with
-// -march=native), which rounds once where numpy and maskApi.c round twice. Values that feed
-// such sums pass through here so the product is rounded on its own.
-inline double rounded(double x) {
-#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
-  asm("" : "+x"(x));
-#elif defined(__GNUC__) && defined(__aarch64__)
-  asm("" : "+w"(x));
-#else
-  volatile double v = x;
-  x = v;
-#endif
-  return x;
-}
 
 // numpy.linspace(start, stop, num) (numpy >= 1.18): step = (stop - start) / (num - 1),
 // y[i] = i * step + start, and the last value is exactly stop.
