@@ -2,6 +2,7 @@
 //   gcnet_bench --worker SUITE     line protocol on stdin/stdout for benchmarks/driver.py:
 //       list                       -> "cases NAME NAME ..."
 //       run CASE MODE ITERS        -> "ok MS MS ..." (one time per iteration, milliseconds)
+//       peak                       -> "ok KB": the process's peak resident memory (VmHWM)
 //       quit
 //     A case is prepared (and each mode run once, untimed) on its first request.
 //   gcnet_bench SUITE [ITERS]      standalone: median of ITERS runs of every case and mode
@@ -10,6 +11,7 @@
 #include <chrono>
 #include <cstdio>
 #include <iostream>
+#include <fstream>
 #include <sstream>
 
 #include "bench_registry.hpp"
@@ -28,6 +30,21 @@ struct Prepared {
   Actions actions;
   std::map<std::string, bool> warm;
 };
+
+// VmHWM of /proc/self/status: the most resident memory the process has had, in KB.
+long peak_resident_kb() {
+  std::ifstream status("/proc/self/status");
+  std::string key;
+  while (status >> key) {
+    if (key == "VmHWM:") {
+      long kb = 0;
+      status >> kb;
+      return kb;
+    }
+    status.ignore(1 << 20, '\n');
+  }
+  throw std::runtime_error("no VmHWM in /proc/self/status");
+}
 
 double time_ms(const Action& a) {
   const auto t0 = std::chrono::steady_clock::now();
@@ -49,6 +66,8 @@ int worker(const std::string& suite) {
         std::cout << "cases";
         for (const Case* c : cases) std::cout << ' ' << c->name;
         std::cout << std::endl;
+      } else if (cmd == "peak") {
+        std::cout << "ok " << peak_resident_kb() << std::endl;
       } else if (cmd == "run") {
         std::string name, mode;
         int iters = 1;

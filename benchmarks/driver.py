@@ -6,6 +6,10 @@ driver warms both up, then alternates between them round by round (swapping who 
 first each round), so both sides see the same machine load. It reports medians,
 speedup = peer_ms / ours_ms, and the geometric-mean speedup per mode.
 
+With --memory it measures peak memory instead: for every case and mode a fresh pair of workers
+runs the mode --iters times and reports its peak resident memory (VmHWM, the whole process:
+PyTorch's includes its interpreter and libraries, gcnet's its binary).
+
 A new suite needs no change here: register its cases in a benchmarks/suite_<name>.cpp
 and a benchmarks/peer_<name>.py.
 """
@@ -51,6 +55,9 @@ class Worker:
         """Runs the warm-up; False when the case does not register this mode (e.g. NMS: fwd only)."""
         return self.ask(f"run {case} {mode} {max(warmup, 1)}", errors_ok=True) is not None
 
+    def peak_mb(self):
+        return int(self.ask("peak")[0]) / 1024.0
+
     def close(self):
         try:
             self.proc.stdin.write("quit\n")
@@ -78,12 +85,16 @@ def main():
                     help="seconds between requests, so one side's idle spinning threads have parked")
     ap.add_argument("--env", action="append", default=[], metavar="KEY=VALUE",
                     help="environment for both workers (e.g. OMP_WAIT_POLICY=passive)")
+    ap.add_argument("--memory", action="store_true",
+                    help="measure each side's peak resident memory per case and mode (fresh workers each)")
     args = ap.parse_args()
 
     env = dict(os.environ, OMP_NUM_THREADS=str(args.threads), GCNET_BENCH_THREADS=str(args.threads))
     for kv in args.env:
         key, _, value = kv.partition("=")
         env[key] = value
+    if args.memory:
+        return memory(args, env)
     ours = Worker("gcnet", [args.ours, "--worker", args.suite], env)
     peer = Worker("pytorch", ["/usr/bin/python3", os.path.join(HERE, "peer_worker.py"), args.suite], env)
     try:
@@ -133,6 +144,42 @@ def main():
         speedups = [r["speedup"] for r in records if r["mode"] == mode]
         if speedups:
             print(f"| **geometric mean** | {mode} | | | **{geomean(speedups):.2f}** |")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(records, f, indent=1)
+            f.write("\n")
+        print(f"\nwrote {args.json}")
+
+
+def memory(args, env):
+    """Peak resident memory of each side, a fresh process per case and mode."""
+    makers = {"ours": lambda: Worker("gcnet", [args.ours, "--worker", args.suite], env),
+              "peer": lambda: Worker("pytorch", ["/usr/bin/python3", os.path.join(HERE, "peer_worker.py"), args.suite],
+                                     env)}
+    ours = makers["ours"]()
+    names = ours.cases()
+    ours.close()
+    if args.case:
+        names = [n for n in names if n in args.case]
+    records = []
+    print(f"suite {args.suite}: peak resident memory, {args.iters} iterations per case and mode", flush=True)
+    for name in names:
+        for mode in MODES:
+            row = {}
+            for key in ("ours", "peer"):
+                w = makers[key]()
+                try:
+                    if w.ask(f"run {name} {mode} {args.iters}", errors_ok=True) is not None:
+                        row[key] = w.peak_mb()
+                finally:
+                    w.close()
+            if len(row) < 2:
+                continue
+            rec = {"suite": args.suite, "case": name, "mode": mode, "ours_peak_mb": round(row["ours"], 1),
+                   "peer_peak_mb": round(row["peer"], 1), "ratio": round(row["ours"] / row["peer"], 3)}
+            records.append(rec)
+            print(f"  {name:<24} {mode:<8} ours {row['ours']:9.1f} MB  peer {row['peer']:9.1f} MB  "
+                  f"ours/peer {rec['ratio']:.2f}", flush=True)
     if args.json:
         with open(args.json, "w") as f:
             json.dump(records, f, indent=1)

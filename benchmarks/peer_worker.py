@@ -3,6 +3,7 @@
     /usr/bin/python3 benchmarks/peer_worker.py SUITE
         list                    -> "cases NAME NAME ..."
         run CASE MODE ITERS     -> "ok MS MS ..."
+        peak                    -> "ok KB" (the process's peak resident memory, VmHWM)
         quit
 
 Cases come from benchmarks/peer_<SUITE>.py, a module with CASES = {name: prepare}, where
@@ -34,6 +35,10 @@ def main():
                 break
             if words[0] == "list":
                 print("cases " + " ".join(cases), flush=True)
+            elif words[0] == "peak":
+                with open("/proc/self/status") as f:
+                    kb = next(line.split()[1] for line in f if line.startswith("VmHWM:"))
+                print("ok " + kb, flush=True)
             elif words[0] == "run":
                 name, mode, iters = words[1], words[2], int(words[3])
                 if name not in cases:

@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """Convert PyTorch .pth checkpoints to gcnet's safetensors checkpoints and back.
 
-    /usr/bin/python3 tools/convert_checkpoint.py IN.pth OUT.safetensors [--select=PREFIX] [--drop=PREFIX ...]
+    /usr/bin/python3 tools/convert_checkpoint.py IN.pth OUT.safetensors [--select=PREFIX] [--drop=PREFIX ...] [--torchvision-maskrcnn]
     /usr/bin/python3 tools/convert_checkpoint.py IN.safetensors OUT.pth [--mmcv] [--keep-optimizer] [--add-prefix=P]
     /usr/bin/python3 tools/convert_checkpoint.py self-test GCNET_TEST_EXE WORK_DIR
     /usr/bin/python3 tools/convert_checkpoint.py resnet50-test GCNET_TEST_EXE WORK_DIR
@@ -18,6 +18,15 @@ Key mapping: old mmdet/GCNet-repo DCN names "<block>.conv2_offset.{weight,bias}"
                     or segmentor checkpoint: --select=backbone.)
   --drop=PREFIX     drop the entries under PREFIX (repeatable; e.g. --drop=fc. for a torchvision
                     classifier loaded as a backbone)
+  --torchvision-maskrcnn  (to .safetensors) a torchvision Mask R-CNN state dict (maskrcnn_resnet50_fpn, or the
+                    MaskRCNN class on a ResNet BackboneWithFPN): backbone.body.* -> backbone.*, backbone.fpn.* ->
+                    neck.lateral_convs/fpn_convs.*, rpn.head.* -> rpn_head.rpn_conv/rpn_cls/rpn_reg.*,
+                    roi_heads.box_head/box_predictor.* -> roi_head.bbox_head.shared_fcs.0/1, fc_cls, fc_reg.*,
+                    roi_heads.mask_head/mask_predictor.* -> roi_head.mask_head.convs.K.conv, upsample,
+                    conv_logits.*; BatchNorm num_batches_tracked dropped (the preset's norms are
+                    FrozenBatchNorm2d); any other key is an error. The metadata records det_preset =
+                    torchvision_maskrcnn and det_num_classes (without background), which gcnet's
+                    load_mask_rcnn_checkpoint checks against the model.
   --add-prefix=P    (to .pth) prepend P to every name (e.g. backbone. to build a detector's dict) mmcv's meta "iter"/"epoch"/
 "seed" become the metadata keys "iter"/"epoch"/"seed" (those gcnet's trainer writes); the whole meta is kept as JSON
 in "mmcv_meta". The mmcv optimizer state is not converted (its entries are indexed by
@@ -124,6 +133,51 @@ def read_safetensors(path):
 
 LEGACY_DCN = re.compile(r"^(.*)\.conv2_offset\.(weight|bias)$")
 
+# torchvision's Mask R-CNN (maskrcnn_resnet50_fpn and the MaskRCNN class on a ResNet body with
+# BackboneWithFPN, torchvision 0.13+ names) -> gcnet's MaskRCNN (det/mask_rcnn.hpp): mmdet's names.
+# Older torchvision names (mask_head.mask_fcnK, fpn.inner_blocks.K.weight) are accepted too.
+TV_MASKRCNN_PRESET = "torchvision_maskrcnn"
+TV_MASKRCNN_RULES = [
+    (re.compile(r"^backbone\.body\.(.*)$"), r"backbone.\1"),
+    (re.compile(r"^backbone\.fpn\.inner_blocks\.(\d+)\.(?:0\.)?(weight|bias)$"), r"neck.lateral_convs.\1.conv.\2"),
+    (re.compile(r"^backbone\.fpn\.layer_blocks\.(\d+)\.(?:0\.)?(weight|bias)$"), r"neck.fpn_convs.\1.conv.\2"),
+    (re.compile(r"^rpn\.head\.conv\.(?:0\.0\.)?(weight|bias)$"), r"rpn_head.rpn_conv.\1"),
+    (re.compile(r"^rpn\.head\.cls_logits\.(weight|bias)$"), r"rpn_head.rpn_cls.\1"),
+    (re.compile(r"^rpn\.head\.bbox_pred\.(weight|bias)$"), r"rpn_head.rpn_reg.\1"),
+    (re.compile(r"^roi_heads\.box_head\.fc6\.(weight|bias)$"), r"roi_head.bbox_head.shared_fcs.0.\1"),
+    (re.compile(r"^roi_heads\.box_head\.fc7\.(weight|bias)$"), r"roi_head.bbox_head.shared_fcs.1.\1"),
+    (re.compile(r"^roi_heads\.box_predictor\.cls_score\.(weight|bias)$"), r"roi_head.bbox_head.fc_cls.\1"),
+    (re.compile(r"^roi_heads\.box_predictor\.bbox_pred\.(weight|bias)$"), r"roi_head.bbox_head.fc_reg.\1"),
+    (re.compile(r"^roi_heads\.mask_head\.(\d+)\.0\.(weight|bias)$"),
+     lambda m: f"roi_head.mask_head.convs.{m.group(1)}.conv.{m.group(2)}"),
+    (re.compile(r"^roi_heads\.mask_head\.mask_fcn(\d+)\.(weight|bias)$"),
+     lambda m: f"roi_head.mask_head.convs.{int(m.group(1)) - 1}.conv.{m.group(2)}"),
+    (re.compile(r"^roi_heads\.mask_predictor\.conv5_mask\.(weight|bias)$"), r"roi_head.mask_head.upsample.\1"),
+    (re.compile(r"^roi_heads\.mask_predictor\.mask_fcn_logits\.(weight|bias)$"), r"roi_head.mask_head.conv_logits.\1"),
+]
+
+
+def map_torchvision_maskrcnn_key(name):
+    """torchvision Mask R-CNN name -> gcnet name; None for entries gcnet has no counterpart of
+    (BatchNorm2d's num_batches_tracked: the preset's backbone norms are FrozenBatchNorm2d, equal
+    to a BatchNorm2d in eval mode, which is how torchvision runs them once trained)."""
+    if name.endswith(".num_batches_tracked"):
+        return None
+    for pattern, repl in TV_MASKRCNN_RULES:
+        m = pattern.match(name)
+        if m:
+            return m.expand(repl) if isinstance(repl, str) else repl(m)
+    raise KeyError(name)
+
+
+def torchvision_maskrcnn_metadata(tensors):
+    """The preset and class count recorded with a converted torchvision Mask R-CNN (the C++ loader
+    refuses it for a model of another preset or number of classes)."""
+    cls = tensors.get("roi_head.bbox_head.fc_cls.weight")
+    if cls is None:
+        fail("torchvision Mask R-CNN: no roi_heads.box_predictor.cls_score.weight in the checkpoint")
+    return {"det_preset": TV_MASKRCNN_PRESET, "det_num_classes": str(cls.shape[0] - 1)}
+
 
 def map_key(name):
     """Checkpoint name -> gcnet (mmdet) name."""
@@ -131,7 +185,7 @@ def map_key(name):
     return f"{m.group(1)}.conv2.conv_offset.{m.group(2)}" if m else name
 
 
-def pth_to_safetensors(src, dst, select=None, drop=()):
+def pth_to_safetensors(src, dst, select=None, drop=(), torchvision_maskrcnn=False):
     ckpt = torch.load(src, map_location="cpu")
     meta = {}
     if isinstance(ckpt, dict) and "state_dict" in ckpt and isinstance(ckpt["state_dict"], dict):
@@ -144,7 +198,7 @@ def pth_to_safetensors(src, dst, select=None, drop=()):
         state = ckpt
     else:
         fail(f"{src}: not a state dict or an mmcv checkpoint (got {type(ckpt).__name__})")
-    tensors = {}
+    tensors, unknown = {}, []
     for k, v in state.items():
         name = k[len("module."):] if k.startswith("module.") else k
         if select is not None:
@@ -155,10 +209,22 @@ def pth_to_safetensors(src, dst, select=None, drop=()):
             continue
         if not torch.is_tensor(v):
             fail(f"{src}: entry '{k}' is not a tensor ({type(v).__name__})")
-        name = map_key(name)
+        if torchvision_maskrcnn:
+            try:
+                name = map_torchvision_maskrcnn_key(name)
+            except KeyError:
+                unknown.append(k)
+                continue
+            if name is None:
+                continue
+        else:
+            name = map_key(name)
         if name in tensors:
             fail(f"{src}: '{name}' appears twice after stripping 'module.' / the selected prefix / renaming")
         tensors[name] = v
+    if unknown:
+        fail(f"{src}: {len(unknown)} entries are not part of a torchvision Mask R-CNN (MaskRCNN on a ResNet "
+             f"BackboneWithFPN): {', '.join(unknown[:20])}" + (" ..." if len(unknown) > 20 else ""))
     if not tensors:
         fail(f"{src}: no tensors left" + (f" under '{select}'" if select is not None else ""))
     metadata = {"format": "pt", "converted_from": os.path.basename(src)}
@@ -167,6 +233,8 @@ def pth_to_safetensors(src, dst, select=None, drop=()):
             metadata[ours] = str(meta[theirs])
     if meta:
         metadata["mmcv_meta"] = json.dumps(meta, default=str)
+    if torchvision_maskrcnn:
+        metadata.update(torchvision_maskrcnn_metadata(tensors))
     write_safetensors(dst, tensors, metadata)
     return len(tensors)
 
@@ -306,7 +374,7 @@ def main(argv):
     args = [a for a in argv[1:] if not a.startswith("--")]
     flags = {a for a in argv[1:] if a.startswith("--") and "=" not in a}
     valued = [a.split("=", 1) for a in argv[1:] if a.startswith("--") and "=" in a]
-    unknown = flags - {"--mmcv", "--keep-optimizer"}
+    unknown = flags - {"--mmcv", "--keep-optimizer", "--torchvision-maskrcnn"}
     unknown |= {k for k, _ in valued if k not in ("--select", "--drop", "--add-prefix")}
     select = next((v for k, v in valued if k == "--select"), None)
     drop = tuple(v for k, v in valued if k == "--drop")
@@ -320,7 +388,8 @@ def main(argv):
     if not os.path.isfile(src):
         fail(f"{src}: no such file")
     if src.endswith((".pth", ".pt")) and dst.endswith(".safetensors"):
-        n = pth_to_safetensors(src, dst, select=select, drop=drop)
+        n = pth_to_safetensors(src, dst, select=select, drop=drop,
+                               torchvision_maskrcnn="--torchvision-maskrcnn" in flags)
     elif src.endswith(".safetensors") and dst.endswith((".pth", ".pt")):
         n = safetensors_to_pth(src, dst, mmcv="--mmcv" in flags, keep_optimizer="--keep-optimizer" in flags,
                                add_prefix=add_prefix)
