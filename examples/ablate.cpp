@@ -130,13 +130,13 @@ int main(int argc, char** argv) {
                 cls.seeds.size(), num_threads(), run.commit.c_str());
     if (task == "seg") {
       seg.seeds = cls.seeds;
-      seg.stages = parse_stages(stages);
+      seg.stages = parse_stage_digits(stages, "--stages");
       const AblationTable t = run_seg_ablation(seg, chosen, run);
       std::printf("\n%s\n", to_markdown(t).c_str());
       print_table_files(write_table(t, out_dir));
       return 0;
     }
-    cls.model.stages = parse_stages(stages);
+    cls.model.stages = parse_stage_digits(stages, "--stages");
     cls.model.blocks = parse_blocks(blocks);
     std::unique_ptr<AblationClassifier> nl_net, gc_net;
     const std::uint64_t first = cls.seeds.front();

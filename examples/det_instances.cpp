@@ -21,17 +21,12 @@ std::string joined(const std::vector<std::string>& v) {
   return s;
 }
 
-// A converted torchvision state dict (tools/convert_checkpoint.py) records only the preset.
+// A converted torchvision state dict (tools/convert_checkpoint.py) records only the preset: the
+// model is torchvision's as it is, on COCO-style data at its 1333 x 800.
 ModelSettings torchvision_settings(index_t num_classes) {
   ModelSettings m;
-  m.preset = "torchvision";
-  m.depth = 50;
-  m.base_channels = 64;
-  m.plugin = "none";
-  m.norm = "frozen";
-  m.frozen_stages = 1;
-  m.norm_eval = true;
   m.num_classes = num_classes;
+  set_torchvision_model(m);
   m.scale_w = 1333;
   m.scale_h = 800;
   m.data_kind = "coco";

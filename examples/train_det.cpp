@@ -114,12 +114,6 @@ int train(Model& model, const Settings& s, const det_example::DetData& data, std
   return 0;
 }
 
-std::array<bool, 4> parse_stages(const std::string& s) {
-  GCNET_CHECK(s.size() == 4 && s.find_first_not_of("01") == std::string::npos,
-              "--plugin-stages: expected four 0/1 digits for c2..c5 (e.g. 0111), got '", s, "'");
-  return {s[0] == '1', s[1] == '1', s[2] == '1', s[3] == '1'};
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -207,7 +201,7 @@ int main(int argc, char** argv) {
     if (s.threads > 0) set_num_threads(s.threads);
     if (s.batch == 0) s.batch = s.data.coco() ? 16 : 8;
     if (s.data.scale_h == 0) s.data.scale_h = s.data.scale_w;
-    s.model.plugin_stages = parse_stages(s.plugin_stages);
+    s.model.plugin_stages = parse_stage_digits(s.plugin_stages, "--plugin-stages");
     // mmdet: SyncBN backbone (one process: BatchNorm); torchvision: FrozenBatchNorm2d.
     s.model.norm = s.model.preset == "torchvision" ? "frozen" : "syncbn";
     if (s.model.preset == "torchvision") det_example::set_torchvision_model(s.model);

@@ -116,12 +116,6 @@ int train(Seg& seg, const Settings& s, const data::SegClasses& classes, data::An
   return 0;
 }
 
-std::array<bool, 4> parse_stages(const std::string& s) {
-  GCNET_CHECK(s.size() == 4 && s.find_first_not_of("01") == std::string::npos,
-              "--plugin-stages: expected four 0/1 digits for c2..c5 (e.g. 0111), got '", s, "'");
-  return {s[0] == '1', s[1] == '1', s[2] == '1', s[3] == '1'};
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -195,7 +189,7 @@ int main(int argc, char** argv) {
 
   try {
     if (s.threads > 0) set_num_threads(s.threads);
-    s.model.plugin_stages = parse_stages(s.plugin_stages);
+    s.model.plugin_stages = parse_stage_digits(s.plugin_stages, "--plugin-stages");
     s.model.aux = !s.no_aux;
     manual_seed(s.seed);
     auto [dataset, classes] = seg_example::make_dataset(s.data, /*train=*/true, train_pipeline(s));

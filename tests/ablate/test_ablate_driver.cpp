@@ -197,7 +197,7 @@ TEST_CASE("ablation driver: bad settings are Errors that say what to change") {
   ClassificationSettings s = tiny();
   CHECK_THROWS_WITH_AS(select_variants("gc16,foo"), has("unknown variant 'foo'"), Error);
   CHECK_THROWS_WITH_AS(select_variants("gc16,gc16"), has("twice"), Error);
-  CHECK_THROWS_WITH_AS(parse_stages("011"), has("four 0/1 digits"), Error);
+  CHECK_THROWS_WITH_AS(parse_stage_digits("011", "--stages"), has("four 0/1 digits"), Error);
   CHECK_THROWS_WITH_AS(load_fashion_subset(70000, 10), has("--train-images"), Error);
   s.seeds.clear();
   CHECK_THROWS_WITH_AS(run_classification_ablation(s, select_variants("none"), RunInfo{}), has("no seeds"), Error);

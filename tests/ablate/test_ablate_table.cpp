@@ -123,9 +123,9 @@ TEST_CASE("variants: the table's order, subsets and stages") {
   CHECK(find_variant("gc4").block.ratio.den == 4);
   CHECK(find_variant("snl").block.kind == GlobalContextKind::SNL);
   CHECK(find_variant("se16").block.kind == GlobalContextKind::SE);
-  CHECK(stages_name(parse_stages("0111")) == "c3,c4,c5");
-  CHECK(stages_name(parse_stages("0000")) == "none");
-  CHECK_THROWS_WITH_AS(parse_stages("01a1"), has("--stages"), Error);
+  CHECK(stages_name(parse_stage_digits("0111", "--stages")) == "c3,c4,c5");
+  CHECK(stages_name(parse_stage_digits("0000", "--stages")) == "none");
+  CHECK_THROWS_WITH_AS(parse_stage_digits("01a1", "--stages"), has("--stages"), Error);
   CHECK_THROWS_WITH_AS(select_variants(""), has("empty"), Error);
   CHECK_THROWS_WITH_AS(select_variants("none,,gc16"), has("empty entry"), Error);
 }

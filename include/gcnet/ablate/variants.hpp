@@ -21,6 +21,7 @@
 
 #include "gcnet/blocks/global_context.hpp"
 #include "gcnet/core/error.hpp"
+#include "gcnet/models/resnet_options.hpp"
 
 namespace gcnet::ablate {
 
@@ -80,13 +81,6 @@ inline std::vector<Variant> select_variants(const std::string& list) {
     for (const auto& n : names)
       if (n == v.name) out.push_back(v);
   return out;
-}
-
-// Four 0/1 digits for the stages c2..c5, e.g. "0111" (the paper's c3-c5).
-inline std::array<bool, 4> parse_stages(const std::string& s) {
-  GCNET_CHECK(s.size() == 4 && s.find_first_not_of("01") == std::string::npos,
-              "ablation: --stages expects four 0/1 digits for c2..c5 (e.g. 0111 for c3-c5), got '", s, "'");
-  return {s[0] == '1', s[1] == '1', s[2] == '1', s[3] == '1'};
 }
 
 inline std::string stages_name(const std::array<bool, 4>& st) {

@@ -16,6 +16,16 @@ struct Batch {
   std::vector<index_t> indices;  // dataset index of each sample (for logs and tests)
 };
 
+// An HWC image [h, w, C] into the top-left corner of a C x H x W plane set at dst (H >= h, W >= w):
+// the layout change of every collation, padding left as the caller filled it.
+inline void copy_hwc_into_chw(const Tensor<float>& image, float* dst, index_t H, index_t W) {
+  const index_t h = image.size(0), w = image.size(1), C = image.size(2);
+  const float* src = image.data();
+  for (index_t y = 0; y < h; ++y)
+    for (index_t x = 0; x < w; ++x)
+      for (index_t c = 0; c < C; ++c) dst[(c * H + y) * W + x] = src[(y * w + x) * C + c];
+}
+
 inline Batch collate(const std::vector<Sample>& samples) {
   GCNET_CHECK(!samples.empty(), "collate: empty batch");
   const index_t N = static_cast<index_t>(samples.size()), C = samples[0].channels();
@@ -36,11 +46,7 @@ inline Batch collate(const std::vector<Sample>& samples) {
   for (index_t n = 0; n < N; ++n) {
     const Sample& s = samples[static_cast<std::size_t>(n)];
     const index_t h = s.height(), w = s.width();
-    const float* src = s.image.data();
-    float* dst = b.images.data() + n * C * H * W;
-    for (index_t y = 0; y < h; ++y)
-      for (index_t x = 0; x < w; ++x)
-        for (index_t c = 0; c < C; ++c) dst[(c * H + y) * W + x] = src[(y * w + x) * C + c];
+    copy_hwc_into_chw(s.image, b.images.data() + n * C * H * W, H, W);
     if (seg) {
       for (index_t y = 0; y < h; ++y)
         std::copy_n(s.label.data() + y * w, w, b.labels.data() + (n * H + y) * W);

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "gcnet/data/batch.hpp"
 #include "gcnet/data/det_sample.hpp"
 #include "gcnet/det/det_types.hpp"
 
@@ -67,11 +68,7 @@ inline DetBatchData collate_det(const std::vector<DetSample>& samples, index_t d
   for (index_t n = 0; n < N; ++n) {
     const DetSample& s = samples[static_cast<std::size_t>(n)];
     const index_t h = s.height(), w = s.width();
-    const float* src = s.image.data();
-    float* dst = b.images.data() + n * C * H * W;
-    for (index_t y = 0; y < h; ++y)
-      for (index_t x = 0; x < w; ++x)
-        for (index_t c = 0; c < C; ++c) dst[(c * H + y) * W + x] = src[(y * w + x) * C + c];
+    copy_hwc_into_chw(s.image, b.images.data() + n * C * H * W, H, W);
     DetMeta meta = s.meta;
     if (meta.img_h <= 0 || meta.img_w <= 0) {
       meta.img_h = h;

@@ -89,4 +89,12 @@ inline ResNetOptions resnet_depth(int depth) {
   return o;
 }
 
+// A command line's stage set: four 0/1 digits for c2..c5, e.g. "0111" (the GCNet paper's c3-c5);
+// `option` names the flag in the error.
+inline std::array<bool, 4> parse_stage_digits(const std::string& s, const std::string& option) {
+  GCNET_CHECK(s.size() == 4 && s.find_first_not_of("01") == std::string::npos, option,
+              ": expected four 0/1 digits for c2..c5 (e.g. 0111 for c3-c5), got '", s, "'");
+  return {s[0] == '1', s[1] == '1', s[2] == '1', s[3] == '1'};
+}
+
 }  // namespace gcnet

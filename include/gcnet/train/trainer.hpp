@@ -33,6 +33,7 @@
 // one all-reduce per step (dist::DataParallel) before clipping, and the logged losses are
 // the means over ranks. Only rank 0 prints, writes the log and saves checkpoints.
 #include <algorithm>
+#include <concepts>
 #include <chrono>
 #include <cmath>
 #include <cstdint>
@@ -127,7 +128,10 @@ class Trainer {
       }
       if (dp_.rank() != 0) opt_o_.print = false;  // rank 0 reports for all
     }
-    if constexpr (requires(const Batch& b) { Input(b.images); }) input_fn_ = [](const Batch& b) { return Input(b.images); };
+    // Only a batch whose images ARE the model's input: a struct input (a detector's DetBatch) must
+    // not be aggregate-built from the images alone, dropping its other fields.
+    if constexpr (requires(const Batch& b) { requires std::convertible_to<decltype(b.images), Input>; })
+      input_fn_ = [](const Batch& b) { return Input(b.images); };
   }
 
   // How the model's input is made from a batch (needed when it is not the batch's images).
