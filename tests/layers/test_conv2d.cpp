@@ -81,6 +81,8 @@ TEST_CASE("Conv2d: every scheduling path matches a direct convolution") {
   const Variant variants[] = {
       {{.in = 16, .out = 8, .kernel = 3, .padding = 1}, Shape{1, 16, 40, 36}},   // several bands, 1 image
       {{.in = 16, .out = 8, .kernel = 3, .padding = 1}, Shape{3, 16, 40, 36}},   // threads + leftover image
+      // a deep layer: one window row exceeds band_elements, bands of min_band_columns (8 rows)
+      {{.in = 512, .out = 8, .kernel = 3, .padding = 1}, Shape{1, 512, 20, 48}},
       {{.in = 6, .out = 4, .kernel = 3, .stride = 2, .padding = 1, .groups = 2}, Shape{2, 6, 34, 33}},
       {{.in = 8, .out = 6, .kernel = 1}, Shape{3, 8, 17, 16}},                   // pointwise, per image
       {{.in = 8, .out = 6, .kernel = 1}, Shape{5, 8, 5, 5}},                     // pointwise, stacked
@@ -108,6 +110,29 @@ TEST_CASE("Conv2d: every scheduling path matches a direct convolution") {
       CHECK(max_abs_diff(conv.weight().grad, ref.dw) < 1e-9);
       if (bias) CHECK(max_abs_diff(conv.bias()->grad, ref.db) < 1e-9);
     }
+  }
+}
+
+// Float convolutions over several bands and images (on AVX2 processors the weight is packed
+// once for all band products: blas::pack_lhs), grouped and not, against double.
+TEST_CASE("Conv2d: float32 matches double over several bands, images and groups") {
+  for (index_t groups : {1, 2}) {
+    manual_seed(4);
+    const Conv2dOptions o{.in = 64, .out = 14, .kernel = 3, .padding = 2, .dilation = 2, .groups = groups};
+    Conv2d<double> cd(o);
+    Conv2d<float> cf(o);
+    for (index_t i = 0; i < cd.weight().value.numel(); ++i) cf.weight().value[i] = static_cast<float>(cd.weight().value[i]);
+    for (index_t i = 0; i < cd.bias()->value.numel(); ++i) cf.bias()->value[i] = static_cast<float>(cd.bias()->value[i]);
+    const auto xd = random_tensor<double>(Shape{3, 64, 41, 37}, 6);
+    Tensor<float> xf(xd.shape());
+    for (index_t i = 0; i < xd.numel(); ++i) xf[i] = static_cast<float>(xd[i]);
+    Tensor<double> yd;
+    Tensor<float> yf(Shape{3, 14, 41, 37});
+    for (index_t i = 0; i < yf.numel(); ++i) yf[i] = std::nanf("");  // every element must be written
+    cd.forward(xd, yd);
+    cf.forward(xf, yf);
+    CAPTURE(groups);
+    CHECK(testing::relative_error(yf, yd) < 1e-5);
   }
 }
 

@@ -198,6 +198,18 @@ TEST_CASE("paste_masks_torchvision: paste_masks_in_image parity (pad, expand 30/
   CHECK(relative_error(tv, f.tensor<double>("paste.torchvision")) <= 1e-13);
   const auto tv_f = ops::paste_masks_torchvision(cast<float>(probs), cast<float>(boxes), canvas.h, canvas.w);
   CHECK(relative_error(tv_f, f.tensor<double>("paste.torchvision")) <= 1e-6);
+  // The binary form (pasted and thresholded in one pass, > threshold) is the soft one thresholded.
+  for (double thr : {0.5, 0.3}) {
+    const auto binary = ops::paste_masks_torchvision_binary(probs, boxes, canvas.h, canvas.w, thr);
+    REQUIRE(binary.shape() == tv.shape());
+    index_t bad = 0, ones = 0;
+    for (index_t i = 0; i < tv.numel(); ++i) {
+      bad += binary[i] != (tv[i] > thr ? 1 : 0);
+      ones += binary[i];
+    }
+    CHECK(bad == 0);
+    CHECK(ones > 100);
+  }
 }
 
 TEST_CASE("paste_masks: edge boxes (wholly outside, zero width) and bad input") {

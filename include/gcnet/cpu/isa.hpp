@@ -43,6 +43,19 @@
 #define GCNET_CPU_AVX512_END _Pragma("GCC diagnostic pop") _Pragma("GCC pop_options")
 #endif
 
+// GCNET_CPU_AVX2_BEGIN ... GCNET_CPU_AVX2_END: the same for AVX2 with FMA (the x86-64 processors
+// without AVX-512: AMD Zen 1-3, Intel client cores), under the same rules.
+#if GCNET_CPU_AVX512_KERNELS && defined(__clang__)
+#define GCNET_CPU_AVX2_BEGIN \
+  _Pragma("clang attribute push(__attribute__((target(\"avx2,fma\"))), apply_to = function)")
+#define GCNET_CPU_AVX2_END _Pragma("clang attribute pop")
+#elif GCNET_CPU_AVX512_KERNELS
+#define GCNET_CPU_AVX2_BEGIN                                                                       \
+  _Pragma("GCC push_options") _Pragma("GCC target(\"avx2,fma\")") _Pragma("GCC diagnostic push") \
+      _Pragma("GCC diagnostic ignored \"-Wpsabi\"")
+#define GCNET_CPU_AVX2_END _Pragma("GCC diagnostic pop") _Pragma("GCC pop_options")
+#endif
+
 // `#pragma GCC unroll n` for the kernels' fixed-size loops; nvcc's front end does not know it (and
 // warns), so .cu units leave the unrolling to the host compiler's own judgment.
 #if defined(__CUDACC__)
@@ -53,15 +66,22 @@
 
 namespace gcnet::cpu {
 
-enum class Isa { Generic, Avx512 };
+// Ordered: a processor that runs one runs those before it (an AVX-512 processor has AVX2 and FMA).
+// Avx2 means AVX2 with FMA. Only the float GEMM has an AVX2 form (cpu/sgemm_avx2.hpp); the other
+// kernels run their portable form there, which -march=native vectorizes for it anyway.
+enum class Isa { Generic, Avx2, Avx512 };
 
-inline const char* isa_name(Isa isa) { return isa == Isa::Avx512 ? "avx512" : "generic"; }
+inline const char* isa_name(Isa isa) {
+  return isa == Isa::Avx512 ? "avx512" : isa == Isa::Avx2 ? "avx2" : "generic";
+}
 
 // What this processor can run.
 inline Isa detected_isa() {
 #if GCNET_CPU_AVX512_KERNELS
   __builtin_cpu_init();  // may run before the constructors that would otherwise do it
-  return __builtin_cpu_supports("avx512f") ? Isa::Avx512 : Isa::Generic;
+  const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  if (__builtin_cpu_supports("avx512f") && avx2) return Isa::Avx512;
+  return avx2 ? Isa::Avx2 : Isa::Generic;
 #else
   return Isa::Generic;
 #endif
@@ -77,10 +97,10 @@ inline std::atomic<int> active_isa{static_cast<int>(detected_isa())};
 inline Isa isa() { return static_cast<Isa>(detail::active_isa.load(std::memory_order_relaxed)); }
 
 // Tests and benchmarks: run `isa`'s kernels from now on (std::nullopt: the detected one again).
-// Asking for AVX-512 on a processor without it is an error.
+// Asking for an ISA the processor lacks is an error.
 inline void force_isa(std::optional<Isa> isa) {
   const Isa want = isa.value_or(detected_isa());
-  GCNET_CHECK(want == Isa::Generic || detected_isa() == Isa::Avx512, "cpu::force_isa: this processor cannot run ",
+  GCNET_CHECK(static_cast<int>(want) <= static_cast<int>(detected_isa()), "cpu::force_isa: this processor cannot run ",
               isa_name(want), " kernels");
   detail::active_isa.store(static_cast<int>(want), std::memory_order_relaxed);
 }

@@ -145,10 +145,7 @@ void finish_detections(Detections<T>& d, const Tensor<T>* probs, const DetImageS
     if (style == RoIHeadStyle::Mmdet) {
       d.masks = ops::paste_masks(*probs, boxes, H, W, o.mask_thr_binary);
     } else {
-      const Tensor<T> soft = ops::paste_masks_torchvision(*probs, boxes, H, W);
-      d.masks = Tensor<std::uint8_t>(soft.shape());
-      const T thr = static_cast<T>(o.mask_thr_binary);
-      for (index_t i = 0; i < soft.numel(); ++i) d.masks[i] = soft[i] > thr ? 1 : 0;
+      d.masks = ops::paste_masks_torchvision_binary(*probs, boxes, H, W, o.mask_thr_binary);
     }
   }
   if (probs && o.soft_masks) d.soft_masks = *probs;

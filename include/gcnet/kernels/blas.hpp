@@ -1,9 +1,9 @@
 #pragma once
 // One GEMM interface for both backends: row-major C = alpha * op(A) * op(B) + beta * C.
 // The CPU version runs float products through the project's own packed GEMM
-// (cpu/sgemm_avx512.hpp) when the processor has AVX-512 (cpu::isa(), decided at run time, so
-// every translation unit has the same body), split over the OpenMP threads when called outside
-// a parallel region; other products map the buffers as Eigen matrices (Eigen's blocked,
+// (cpu/sgemm_avx512.hpp on AVX-512 processors, cpu/sgemm_avx2.hpp on AVX2 + FMA ones: cpu::isa(),
+// decided at run time, so every translation unit has the same body), split over the OpenMP
+// threads when called outside a parallel region; other products map the buffers as Eigen matrices (Eigen's blocked,
 // vectorized product, parallel over OpenMP threads). The CUDA version (gcnet/cuda/blas.hpp)
 // calls cuBLAS. With beta == 0, C is never read (it may hold NaN).
 #include <Eigen/Core>
@@ -14,6 +14,7 @@
 #include "gcnet/core/config.hpp"
 #include "gcnet/core/parallel.hpp"
 #include "gcnet/cpu/isa.hpp"
+#include "gcnet/cpu/sgemm_avx2.hpp"
 #include "gcnet/cpu/sgemm_avx512.hpp"
 
 namespace gcnet::blas {
@@ -21,12 +22,12 @@ namespace gcnet::blas {
 enum class Op { N, T };
 
 // Whether blas::gemm(Cpu, ...) runs T's products on the project's own GEMM here (float on an
-// AVX-512 processor), which splits a product over the threads itself (Eigen's own threading is
+// AVX2 or AVX-512 processor), which splits a product over the threads itself (Eigen's own threading is
 // avoided, see gemm_across_threads.hpp).
 template <class T>
 inline bool gemm_splits_over_threads() {
 #if GCNET_CPU_AVX512_KERNELS
-  return std::is_same_v<T, float> && cpu::isa() == cpu::Isa::Avx512;
+  return std::is_same_v<T, float> && cpu::isa() != cpu::Isa::Generic;
 #else
   return false;
 #endif
@@ -62,6 +63,20 @@ bool split_over_threads(Op op_a, Op op_b, index_t m, index_t n, index_t k, const
   }, 2);
   return true;
 }
+
+// One of the project's serial float GEMMs (cpu/sgemm_*.hpp, micro-tile mr x nr), split over the
+// threads when it pays.
+template <class SerialGemm>
+void own_sgemm(SerialGemm serial, index_t mr, index_t nr, Op op_a, Op op_b, index_t m, index_t n, index_t k,
+               float alpha, const float* a, index_t lda, const float* b, index_t ldb, float beta, float* c,
+               index_t ldc) {
+  const bool ta = op_a == Op::T, tb = op_b == Op::T;
+  auto product = [&](index_t rows, index_t cols, const float* a_block, const float* b_block, float* c_block) {
+    serial(ta, tb, rows, cols, k, alpha, a_block, lda, b_block, ldb, beta, c_block, ldc, {});
+  };
+  if (!split_over_threads(op_a, op_b, m, n, k, a, lda, b, ldb, c, ldc, mr, nr, 4e6, product))
+    product(m, n, a, b, c);
+}
 }  // namespace detail
 
 template <Scalar T>
@@ -70,15 +85,14 @@ void gemm(Cpu, Op op_a, Op op_b, index_t m, index_t n, index_t k, T alpha, const
 #if GCNET_CPU_AVX512_KERNELS
   // Vector-shaped products (a row or column of C) stay with Eigen's GEMV.
   if constexpr (std::is_same_v<T, float>) {
-    if (m >= 4 && n >= 4 && k > 0 && cpu::isa() == cpu::Isa::Avx512) {
-      namespace sgemm = cpu::isa_avx512::sgemm;
-      const bool ta = op_a == Op::T, tb = op_b == Op::T;
-      auto product = [&](index_t rows, index_t cols, const float* a_block, const float* b_block, float* c_block) {
-        sgemm::gemm(ta, tb, rows, cols, k, alpha, a_block, lda, b_block, ldb, beta, c_block, ldc);
-      };
-      if (!detail::split_over_threads(op_a, op_b, m, n, k, a, lda, b, ldb, c, ldc, sgemm::kMR, sgemm::kNR, 4e6,
-                                      product))
-        product(m, n, a, b, c);
+    if (m >= 4 && n >= 4 && k > 0 && cpu::isa() != cpu::Isa::Generic) {
+      if (cpu::isa() == cpu::Isa::Avx512) {
+        namespace sgemm = cpu::isa_avx512::sgemm;
+        detail::own_sgemm(sgemm::gemm, sgemm::kMR, sgemm::kNR, op_a, op_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+      } else {
+        namespace sgemm = cpu::isa_avx2::sgemm;
+        detail::own_sgemm(sgemm::gemm, sgemm::kMR, sgemm::kNR, op_a, op_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+      }
       return;
     }
   }
@@ -108,6 +122,38 @@ void gemm(Cpu, Op op_a, Op op_b, index_t m, index_t n, index_t k, T alpha, const
   else if (op_b == Op::N) run(am.transpose(), bm);
   else run(am.transpose(), bm.transpose());
 }
+
+// ---- a left operand packed once, for many serial products against it ----
+// A convolution's forward multiplies its weight with every band of its unfolded columns; the
+// project's AVX2 GEMM packs op(A) anew in each product, which for a deep layer's weight (512 x
+// 4608 floats, 9 MB) is a tenth of the band's time. Where packs_lhs<T>() (float on an AVX2
+// processor) the caller packs it once with pack_lhs into packed_lhs_size floats and runs
+// gemm_packed_lhs per band (serial: it is meant for the threads' own tasks). Elsewhere the caller
+// keeps calling gemm.
+template <class T>
+inline bool packs_lhs() {
+#if GCNET_CPU_AVX512_KERNELS
+  return std::is_same_v<T, float> && cpu::isa() == cpu::Isa::Avx2;
+#else
+  return false;
+#endif
+}
+
+#if GCNET_CPU_AVX512_KERNELS
+inline index_t packed_lhs_size(index_t m, index_t k) { return cpu::isa_avx2::sgemm::packed_a_size(m, k); }
+
+// op(A) [m x k] -> out (packed_lhs_size(m, k) floats). Only where packs_lhs<float>().
+inline void pack_lhs(Op op_a, const float* a, index_t lda, index_t m, index_t k, float* out) {
+  cpu::isa_avx2::sgemm::pack_a_whole(op_a == Op::T, a, lda, m, k, out);
+}
+
+// C = alpha * op(A) op(B) + beta * C on the calling thread, op(A) [m x k] from pack_lhs.
+inline void gemm_packed_lhs(const float* packed_a, index_t m, index_t n, index_t k, float alpha, Op op_b,
+                            const float* b, index_t ldb, float beta, float* c, index_t ldc) {
+  if (m <= 0 || n <= 0 || k <= 0) return;
+  cpu::isa_avx2::sgemm::gemm_packed_a(packed_a, m, n, k, alpha, op_b == Op::T, b, ldb, beta, c, ldc);
+}
+#endif
 
 }  // namespace gcnet::blas
 

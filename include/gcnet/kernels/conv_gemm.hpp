@@ -39,11 +39,17 @@
 
 namespace gcnet {
 
-// Blocking choices (measured on a 2-core AVX-512 machine; see docs/performance.md).
+// Blocking choices (measured on a 2-core AVX-512 machine, the band's minimum width on a 2-core
+// AVX2 one; see docs/performance.md).
 struct ConvGemmTuning {
-  // Elements of one band of the column buffer: 768 KB, inside L2 with Eigen's packed
-  // panels, and wide enough (a few hundred columns) for an efficient GEMM.
+  // Elements of one band of the column buffer: 768 KB, inside L2 with the packed panels,
+  // and wide enough (a few hundred columns) for an efficient GEMM ...
   index_t band_elements = 192 * 1024;
+  // ... but never fewer columns than this (while the image has them): each band's GEMMs re-pack
+  // the whole weight, and the weight gradient of a band is a product over its columns, so a
+  // band of a few dozen columns (one window row of a 64-wide map under a 512 x 4608 weight)
+  // spends more time moving the weight and the gradient through memory than multiplying.
+  index_t min_band_columns = 384;
   // Window grids smaller than this are split by channel rather than by image.
   index_t split_channels_below_positions = 128;
   // Columns (images x positions) unfolded at once when splitting by channel.
@@ -84,9 +90,11 @@ class ConvGemm {
   void unfold_multiply(const T* w, const T* img, index_t n, T* mat, bool accumulate) {
     if (by_channel()) return channel_split(w, nullptr, img, n, mat, accumulate, nullptr, nullptr);
     const index_t nb = num_bands();
+    pack_weight(w, n * nb);
     for_each_task(n * nb, [&](index_t t, index_t slot) {
       band_unfold_multiply(w, img + t / nb * img_size(), mat + t / nb * mat_size(), t % nb, accumulate, slot);
     });
+    packed_w_ = nullptr;
   }
 
   void multiply_fold(const T* w, const T* mat, index_t n, T* img) {
@@ -123,8 +131,10 @@ class ConvGemm {
   // Bands of window rows: as few as keep each under band_elements column entries, of
   // near-equal heights; band b is rows [band_edge(b), band_edge(b + 1)).
   index_t num_bands() const {
-    const index_t rows = std::clamp<index_t>(tuning_.band_elements / std::max<index_t>(1, g_.rows() * g_.out_w), 1,
-                                             g_.out_h);
+    const index_t out_w = std::max<index_t>(1, g_.out_w);
+    const index_t by_size = tuning_.band_elements / std::max<index_t>(1, g_.rows() * out_w);
+    const index_t by_columns = (tuning_.min_band_columns + out_w - 1) / out_w;
+    const index_t rows = std::clamp<index_t>(std::max(by_size, by_columns), 1, g_.out_h);
     return (g_.out_h + rows - 1) / rows;
   }
   index_t band_edge(index_t b) const { return b * g_.out_h / num_bands(); }
@@ -149,9 +159,37 @@ class ConvGemm {
       col = buf;
       ld = cols;
     }
-    for (index_t q = 0; q < groups_; ++q)
+    for (index_t q = 0; q < groups_; ++q) {
+#if GCNET_CPU_AVX512_KERNELS
+      if constexpr (std::is_same_v<T, float> && std::same_as<B, Cpu>) {
+        if (packed_w_) {
+          blas::gemm_packed_lhs(packed_w_ + q * blas::packed_lhs_size(mg_, kg_), mg_, cols, kg_, T(1), Op::N,
+                                col + q * kg_ * ld, ld, beta, y + q * mg_ * P() + off, P());
+          continue;
+        }
+      }
+#endif
       gemm(Op::N, Op::N, mg_, cols, kg_, T(1), w_group(w, q), kg_, col + q * kg_ * ld, ld, beta,
            y + q * mg_ * P() + off, P());
+    }
+  }
+
+  // Before `tasks` band products with the weight on several threads: packs each group's weight
+  // once (blas::pack_lhs) where the GEMM supports it, instead of once per band. Sets packed_w_.
+  void pack_weight(const T* w, index_t tasks) {
+    packed_w_ = nullptr;
+#if GCNET_CPU_AVX512_KERNELS
+    if constexpr (std::is_same_v<T, float> && std::same_as<B, Cpu>) {
+      if (tasks < 2 || !blas::packs_lhs<T>() || in_parallel()) return;
+      const index_t stride = blas::packed_lhs_size(mg_, kg_);
+      thread_local Tensor<T, B> packed;  // the caller's, like the column scratch
+      if (packed.numel() < groups_ * stride) packed = Tensor<T, B>(Shape{groups_ * stride});
+      for (index_t q = 0; q < groups_; ++q) blas::pack_lhs(Op::N, w_group(w, q), kg_, mg_, kg_, packed.data() + q * stride);
+      packed_w_ = packed.data();
+    }
+#else
+    (void)w, (void)tasks;
+#endif
   }
 
   // acc += mat[:, band] . im2col(img)[:, band]^T, and with mat_grad also
@@ -424,6 +462,7 @@ class ConvGemm {
   ScratchTensor<T, B> partial_;   // per-thread weight gradients (slots 1..; non-CPU backends)
   std::vector<ThreadBuffers>* active_ = nullptr;  // the scratch of the current call (ensure_scratch)
   std::vector<char> used_;        // which slots saw an image
+  const T* packed_w_ = nullptr;   // the weight packed for this call's band products (pack_weight)
 };
 
 }  // namespace gcnet
