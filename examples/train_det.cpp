@@ -107,10 +107,7 @@ int train(Model& model, const Settings& s, const det_example::DetData& data, std
   }
   trainer.run(iters);
   if (!lead) return 0;
-  const std::string curve = (std::filesystem::path(s.work_dir) / "curve.svg").string();
-  plot_train_log(trainer.log_path().string(), curve);
-  std::printf("log %s\ncheckpoint %s\ncurve %s\n", trainer.log_path().c_str(), trainer.last_checkpoint().c_str(),
-              curve.c_str());
+  write_curve_and_report(trainer.log_path(), trainer.last_checkpoint(), s.work_dir);
   return 0;
 }
 

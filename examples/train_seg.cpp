@@ -109,10 +109,7 @@ int train(Seg& seg, const Settings& s, const data::SegClasses& classes, data::An
   }
   trainer.run(s.iters);
   if (!lead) return 0;
-  const std::string curve = (std::filesystem::path(s.work_dir) / "curve.svg").string();
-  plot_train_log(trainer.log_path().string(), curve);
-  std::printf("log %s\ncheckpoint %s\ncurve %s\n", trainer.log_path().c_str(), trainer.last_checkpoint().c_str(),
-              curve.c_str());
+  write_curve_and_report(trainer.log_path(), trainer.last_checkpoint(), s.work_dir);
   return 0;
 }
 

@@ -157,12 +157,9 @@ int main(int argc, char** argv) {
     trainer.run(iters);
     if (!lead) return 0;
 
-    const std::string curve = (std::filesystem::path(work_dir) / "curve.svg").string();
-    plot_train_log(trainer.log_path().string(), curve);
+    write_curve_and_report(trainer.log_path(), trainer.last_checkpoint(), work_dir);
     const auto& losses = trainer.loss_curve();
     const double accuracy = held_out_accuracy(net, seed + 1, batch, size);
-    std::printf("log %s\ncheckpoint %s\ncurve %s\n", trainer.log_path().c_str(), trainer.last_checkpoint().c_str(),
-                curve.c_str());
     if (losses.size() < 2) {
       std::printf("held-out accuracy %.1f%% (chance %.1f%%)\n", 100 * accuracy, 100.0 / toy::kClasses);
       return 0;

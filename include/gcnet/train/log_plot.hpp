@@ -183,4 +183,14 @@ inline void plot_train_log(const std::string& log_path, const std::string& svg_p
   std::filesystem::rename(tmp, svg_path);
 }
 
+// The training programs' last step: the loss curve of `log_path` as WORK_DIR/curve.svg, and one
+// line each naming the log, the last checkpoint and the curve. Returns the curve's path.
+inline std::string write_curve_and_report(const std::filesystem::path& log_path,
+                                          const std::filesystem::path& checkpoint, const std::string& work_dir) {
+  const std::string curve = (std::filesystem::path(work_dir) / "curve.svg").string();
+  plot_train_log(log_path.string(), curve);
+  std::printf("log %s\ncheckpoint %s\ncurve %s\n", log_path.c_str(), checkpoint.c_str(), curve.c_str());
+  return curve;
+}
+
 }  // namespace gcnet
