@@ -44,8 +44,8 @@ class CpuBlockCache {
 
   bool enabled() const { return enabled_; }
 
-  // A block of at least `bytes` (a multiple of 64), 64-byte aligned, or nullptr when malloc fails
-  // even after the cache was emptied.
+  // A block of at least `bytes`, 2 MB aligned, or nullptr when malloc fails even after the cache
+  // was emptied.
   void* allocate(std::size_t bytes) {
     const std::size_t size = round_up(bytes);
     {
@@ -53,10 +53,11 @@ class CpuBlockCache {
       auto it = by_size_.lower_bound(size);
       if (it != by_size_.end() && it->first <= size + size / 16) {
         void* p = it->second->ptr;
-        block_size_[p] = it->first;
+        const std::size_t cached = it->first;
+        block_size_[p] = cached;
         lru_.erase(it->second);
         by_size_.erase(it);
-        cached_bytes_ -= block_size_[p];
+        cached_bytes_ -= cached;
         ++hits_;
         return p;
       }
@@ -65,10 +66,12 @@ class CpuBlockCache {
     }
     void* p = fresh(size);
     if (!p) {  // give everything back and try once more
-      std::lock_guard<std::mutex> lock(mutex_);
-      release_locked(cached_bytes_);
+      {
+        std::lock_guard<std::mutex> lock(mutex_);
+        release_locked(cached_bytes_);
+      }
+      p = fresh(size);
     }
-    if (!p) p = fresh(size);
     if (p) {
       std::lock_guard<std::mutex> lock(mutex_);
       block_size_[p] = size;
@@ -123,13 +126,12 @@ class CpuBlockCache {
 
   static std::size_t round_up(std::size_t bytes) { return (bytes + 4095) / 4096 * 4096; }
 
+  // Aligned to 2 MB pages, so the kernel can back the block with them (one fault instead of 512)
+  // where transparent huge pages are on "madvise".
   static void* fresh(std::size_t size) {
-    // Huge-page alignment for blocks of 2 MB and more, so the kernel can back them with 2 MB pages
-    // (one fault instead of 512) where transparent huge pages are on "madvise".
-    const std::size_t align = size >= kHugePage ? kHugePage : 64;
-    void* p = std::aligned_alloc(align, (size + align - 1) / align * align);
+    void* p = std::aligned_alloc(kHugePage, (size + kHugePage - 1) / kHugePage * kHugePage);
 #if defined(__linux__) && defined(MADV_HUGEPAGE)
-    if (p && align == kHugePage) madvise(p, size, MADV_HUGEPAGE);
+    if (p) madvise(p, size, MADV_HUGEPAGE);
 #endif
     return p;
   }
