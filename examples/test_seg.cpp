@@ -35,6 +35,7 @@ struct Settings {
   seg_example::DataChoice data;
   std::string mode = "whole";
   index_t crop = 512, stride = 341, batch = 0;
+  index_t img_scale = -1;  // -1: the checkpoint's training scale (metadata "img_scale"), 0: none
   int show = 16, threads = 0;
   bool aug_test = false, no_flip = false;
   std::vector<double> ratios{0.5, 0.75, 1.0, 1.25, 1.5, 1.75};
@@ -96,8 +97,16 @@ int evaluate(Seg& seg, const Settings& s, const data::SegClasses& classes) {
   const seg::InferenceOptions io{.mode = s.mode == "slide" ? seg::InferenceMode::slide : seg::InferenceMode::whole,
                                  .crop = Size2(s.crop), .stride = Size2(s.stride),
                                  .align_corners = seg.align_corners()};
-  std::optional<seg::TtaOptions> tta;
-  if (s.aug_test) tta = seg::TtaOptions{.ratios = s.ratios, .flip = !s.no_flip};
+  // mmseg's test pipeline: Resize(scale=(S, S), keep_ratio=True) before the model, the logits
+  // resized back to the label's size; aug-test ratios are relative to that scale.
+  auto tta_for = [&](const Tensor<float>& images) -> std::optional<seg::TtaOptions> {
+    const double r = s.img_scale > 0 ? static_cast<double>(s.img_scale) / double(std::max(images.size(2), images.size(3)))
+                                     : 1.0;
+    if (!s.aug_test && r == 1.0) return std::nullopt;
+    std::vector<double> ratios = s.aug_test ? s.ratios : std::vector<double>{1.0};
+    for (double& x : ratios) x *= r;
+    return seg::TtaOptions{.ratios = ratios, .flip = s.aug_test && !s.no_flip};
+  };
   if (!s.show_dir.empty()) std::filesystem::create_directories(s.show_dir);
 
   seg::IoUMetric metric(classes.size(), 255, classes.names);
@@ -107,13 +116,17 @@ int evaluate(Seg& seg, const Settings& s, const data::SegClasses& classes) {
   int shown = 0;
   for (std::int64_t b = 0; b < loader.batches_per_epoch(); ++b) {
     const data::Batch batch_data = loader.next();
+    const std::optional<seg::TtaOptions> tta = tta_for(batch_data.images);
     const seg::Prediction<float> p = seg::predict(logits, batch_data.images, io, tta);
     metric.add(p.labels, batch_data.labels);
     done += batch_data.images.size(0);
     if (!s.show_dir.empty() && shown < s.show) {
       Tensor<float> attention;
-      if (gc_head) {  // one whole-image pass for the attention the GC head computes on this batch
-        logits(batch_data.images);
+      if (gc_head) {  // one whole-image pass (at the test scale) for the GC head's attention on this batch
+        const double r = tta ? tta->ratios.front() : 1.0;
+        logits(r == 1.0 ? batch_data.images
+                        : seg::resize_to(batch_data.images,
+                                         seg::scaled_size(batch_data.images.size(2), batch_data.images.size(3), r), false));
         attention = attention_map(seg.decode_head());
       }
       for (index_t n = 0; n < batch_data.images.size(0) && shown < s.show; ++n, ++shown) {
@@ -137,6 +150,7 @@ int evaluate(Seg& seg, const Settings& s, const data::SegClasses& classes) {
   j["checkpoint"] = s.checkpoint;
   j["mode"] = s.mode;
   j["aug_test"] = s.aug_test;
+  j["img_scale"] = s.img_scale;
   const std::string out = s.out.empty()
                               ? (std::filesystem::path(s.checkpoint).parent_path() / "eval.json").string()
                               : s.out;
@@ -168,6 +182,9 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"whole", "slide"}))->capture_default_str();
   app.add_option("--crop", s.crop, "slide: window side")->check(CLI::PositiveNumber)->capture_default_str();
   app.add_option("--stride", s.stride, "slide: window step")->check(CLI::PositiveNumber)->capture_default_str();
+  app.add_option("--img-scale", s.img_scale, "resize the images to fit this side before inference (mmseg's test "
+                 "Resize, keep ratio; logits resized back to the labels); default: the checkpoint's training "
+                 "--img-scale, 0: none")->check(CLI::Range(0, 8192));
   app.add_flag("--aug-test", s.aug_test, "multi-scale (--ratios) + horizontal flip, softmax averaged");
   app.add_option("--ratios", s.ratios, "aug-test image ratios")->check(CLI::PositiveNumber)->capture_default_str();
   app.add_flag("--no-flip", s.no_flip, "aug-test without the flipped passes");
@@ -187,6 +204,18 @@ int main(int argc, char** argv) {
       config = nlohmann::json::parse(meta.at("segmentor")).get<SegmentorConfig>();
     } catch (const nlohmann::json::exception& e) {
       gcnet::detail::fail(s.checkpoint, ": bad \"segmentor\" metadata (", e.what(), ")");
+    }
+    if (s.img_scale < 0) {
+      s.img_scale = 0;
+      if (meta.count("img_scale")) {
+        try {
+          s.img_scale = std::stoll(meta.at("img_scale"));
+        } catch (const std::exception&) {
+          s.img_scale = -1;
+        }
+        GCNET_CHECK(s.img_scale >= 0, s.checkpoint, ": bad \"img_scale\" metadata '", meta.at("img_scale"),
+                    "' (expected a side in pixels, 0 for none)");
+      }
     }
     const data::SegClasses classes = data::parse_seg_classes(meta.at("classes"), s.checkpoint + " (metadata \"classes\")");
     return with_segmentor(config, [&](auto& seg) {

@@ -1,6 +1,6 @@
 // gcnet_train_seg: trains mmseg's GCNet segmentor (EncoderDecoder: ResNetV1c-D8 backbone with an
 // optional context block, GCHead / NLHead / FCNHead decode head, auxiliary FCNHead) with the
-// Trainer: SGD with mmseg's poly schedule, checkpoints, exact resume, <timestamp>.log.json and the
+// Trainer: SGD (mmseg's gcnet configs) or AdamW with mmseg's poly schedule, checkpoints, exact resume, <timestamp>.log.json and the
 // loss curve (curve.svg). Under `mpirun -np K` it trains data-parallel with SyncBN.
 // Data: the generated Fashion-MNIST scenes (default) or a folder in the mmseg layout (--data).
 // The checkpoint records the model (metadata "segmentor") and the classes, so
@@ -15,6 +15,7 @@
 #include "gcnet/core/parallel.hpp"
 #include "gcnet/data/loader.hpp"
 #include "gcnet/data/photometric.hpp"
+#include "gcnet/optim/adamw.hpp"
 #include "gcnet/optim/lr_schedule.hpp"
 #include "gcnet/optim/sgd.hpp"
 #include "gcnet/seg/segmentor_config.hpp"
@@ -33,11 +34,11 @@ struct Settings {
   SegmentorConfig model;
   seg_example::DataChoice data;
   int iters = 1000, batch = 8, log_interval = 20, checkpoint_interval = 0, workers = 1, threads = 0;
-  index_t crop = 0;             // 0: no crop (the scenes' size); folder data: mmseg's crop 512
+  index_t crop = 0, img_scale = 0;             // 0: no crop (the scenes' size); folder data: mmseg's crop 512
   index_t scale_long = 2048, scale_short = 512;  // folder data: RandomResize scale (ADE20K's)
   double lr = 0.01, momentum = 0.9, weight_decay = 5e-4, power = 0.9, min_lr = 1e-4;
   std::uint64_t seed = 0;
-  std::string work_dir = "work/seg", resume, plugin_stages = "0111";
+  std::string work_dir = "work/seg", resume, plugin_stages = "0111", optimizer = "sgd";
   bool allow_settings_change = false, no_aux = false;
 };
 
@@ -50,8 +51,9 @@ data::Compose train_pipeline(const Settings& s) {
     t.push_back(data::RandomResize{.long_edge = s.scale_long, .short_edge = s.scale_short});
     const index_t crop = s.crop > 0 ? s.crop : 512;
     t.push_back(data::RandomCrop{.crop_h = crop, .crop_w = crop, .cat_max_ratio = 0.75});
-  } else if (s.crop > 0) {
-    t.push_back(data::RandomCrop{.crop_h = s.crop, .crop_w = s.crop});
+  } else {
+    if (s.img_scale > 0) t.push_back(data::Resize{.long_edge = s.img_scale, .short_edge = s.img_scale});
+    if (s.crop > 0) t.push_back(data::RandomCrop{.crop_h = s.crop, .crop_w = s.crop});
   }
   t.push_back(data::RandomFlip{});
   if (!s.data.folder.empty()) t.push_back(data::PhotoMetricDistortion{});
@@ -59,11 +61,23 @@ data::Compose train_pipeline(const Settings& s) {
   return t;
 }
 
+template <class Seg, class Optimizer>
+int train_with(Seg& seg, Optimizer& opt, const Settings& s, const data::SegClasses& classes, data::AnyDataset dataset);
+
 template <class Seg>
 int train(Seg& seg, const Settings& s, const data::SegClasses& classes, data::AnyDataset dataset) {
+  if (s.optimizer == "adamw") {
+    AdamW<float> opt(named_parameters(seg), {.lr = s.lr, .weight_decay = s.weight_decay});
+    return train_with(seg, opt, s, classes, std::move(dataset));
+  }
+  Sgd<float> opt(named_parameters(seg), {.lr = s.lr, .momentum = s.momentum, .weight_decay = s.weight_decay});
+  return train_with(seg, opt, s, classes, std::move(dataset));
+}
+
+template <class Seg, class Optimizer>
+int train_with(Seg& seg, Optimizer& opt, const Settings& s, const data::SegClasses& classes, data::AnyDataset dataset) {
   data::DataLoader loader(std::move(dataset),
                           {.batch_size = s.batch, .shuffle = true, .seed = s.seed, .workers = s.workers});
-  Sgd<float> opt(named_parameters(seg), {.lr = s.lr, .momentum = s.momentum, .weight_decay = s.weight_decay});
   const PolyLr schedule({.max_iters = s.iters, .power = s.power, .eta_min = s.min_lr});
   auto loss_fn = [&seg](const SegOutputs<float, Cpu>& out, const data::Batch& b, SegOutputs<float, Cpu>& dout) {
     return seg.losses(out, b.labels, dout);
@@ -77,6 +91,7 @@ int train(Seg& seg, const Settings& s, const data::SegClasses& classes, data::An
   const nlohmann::json model_json = s.model;
   // The checkpoint says what it is: gcnet_test_seg rebuilds the model and names the classes from it.
   topt.metadata = {{"segmentor", model_json.dump()}, {"classes", data::seg_classes_json(classes).dump()}};
+  if (s.data.folder.empty()) topt.metadata["img_scale"] = std::to_string(s.img_scale);  // gcnet_test_seg's default
   topt.run_settings = {{"model", model_json.dump()},
                        {"batch", std::to_string(s.batch)},
                        {"data", s.data.folder.empty() ? "scenes:" + std::to_string(s.data.scenes) + ":" +
@@ -84,12 +99,14 @@ int train(Seg& seg, const Settings& s, const data::SegClasses& classes, data::An
                                                             std::to_string(s.data.data_seed)
                                                       : s.data.folder},
                        {"crop", std::to_string(s.crop)},
+                       {"img_scale", std::to_string(s.img_scale)},
                        {"lr", nlohmann::json(s.lr).dump()},
+                       {"optimizer", s.optimizer},
                        {"schedule", nlohmann::json{{"iters", s.iters}, {"power", s.power}, {"min_lr", s.min_lr}}.dump()}};
   topt.allow_settings_change = s.allow_settings_change;
   topt.config = {{"model", model_json}, {"describe", seg.describe()}, {"iters", s.iters}, {"batch", s.batch},
-                 {"lr", s.lr}, {"momentum", s.momentum}, {"weight_decay", s.weight_decay}, {"power", s.power},
-                 {"min_lr", s.min_lr}, {"crop", s.crop}, {"data", s.data.folder.empty() ? "fashion-mnist scenes" : s.data.folder}};
+                 {"optimizer", s.optimizer}, {"lr", s.lr}, {"momentum", s.momentum}, {"weight_decay", s.weight_decay}, {"power", s.power},
+                 {"min_lr", s.min_lr}, {"crop", s.crop}, {"img_scale", s.img_scale}, {"data", s.data.folder.empty() ? "fashion-mnist scenes" : s.data.folder}};
   Trainer trainer(seg, loader, opt, schedule, loss_fn, topt);
   const bool lead = trainer.rank() == 0;
   if (lead)
@@ -119,13 +136,13 @@ int main(int argc, char** argv) {
   Settings s;
   // The defaults are the README's demo model: a narrow GC-ResNet-18 V1c-D8 with a GCHead.
   s.model.depth = 18;
-  s.model.base_channels = 16;
-  s.model.stem_channels = 32;
+  s.model.base_channels = 8;
+  s.model.stem_channels = 16;
   s.model.plugin = "gc";
   s.model.ratio = 4;
   s.model.head = "gc";
-  s.model.head_channels = 64;
-  s.model.aux_channels = 32;
+  s.model.head_channels = 32;
+  s.model.aux_channels = 16;
   CLI::App app{"gcnet_train_seg: train mmseg's GCNet segmentor (ResNetV1c-D8 + GCHead / NLHead / FCNHead, auxiliary "
                "FCNHead) on the generated Fashion-MNIST scenes or on your own images.\n"
                "mmseg's gcnet_r50-d8 is: --depth 50 --base-channels 64 --stem-channels 64 --plugin none --head gc "
@@ -163,13 +180,18 @@ int main(int argc, char** argv) {
   app.add_option("--data-seed", s.data.data_seed, "generated: the scenes' seed")->group(data)->capture_default_str();
   app.add_option("--crop", s.crop, "random crop side (0: none for the scenes, 512 for a folder)")
       ->check(CLI::Range(0, 8192))->group(data)->capture_default_str();
+  app.add_option("--img-scale", s.img_scale, "generated: train (and test) at this side, the scenes resized to it "
+                 "(mmseg's Resize(scale, keep_ratio)); 0: their own size")
+      ->check(CLI::Range(0, 8192))->group(data)->capture_default_str();
   app.add_option("--workers", s.workers, "data loading threads")->check(CLI::Range(0, 64))->group(data)->capture_default_str();
   auto* sched = "Schedule";
   app.add_option("--iters", s.iters, "training iterations")->check(CLI::PositiveNumber)->group(sched)->capture_default_str();
   app.add_option("--batch", s.batch, "images per iteration (over all ranks)")->check(CLI::Range(1, 4096))->group(sched)->capture_default_str();
-  app.add_option("--lr", s.lr, "base learning rate (SGD, poly decay)")->check(CLI::PositiveNumber)->group(sched)->capture_default_str();
+  app.add_option("--lr", s.lr, "base learning rate (poly decay)")->check(CLI::PositiveNumber)->group(sched)->capture_default_str();
+  app.add_option("--optimizer", s.optimizer, "sgd (momentum, weight decay) or adamw (decoupled weight decay)")
+      ->check(CLI::IsMember({"sgd", "adamw"}))->group(sched)->capture_default_str();
   app.add_option("--momentum", s.momentum, "SGD momentum")->check(CLI::Range(0.0, 1.0))->group(sched)->capture_default_str();
-  app.add_option("--weight-decay", s.weight_decay, "SGD weight decay")->check(CLI::NonNegativeNumber)->group(sched)->capture_default_str();
+  app.add_option("--weight-decay", s.weight_decay, "weight decay (SGD: L2 on the gradient; AdamW: decoupled)")->check(CLI::NonNegativeNumber)->group(sched)->capture_default_str();
   app.add_option("--power", s.power, "poly schedule power")->check(CLI::NonNegativeNumber)->group(sched)->capture_default_str();
   app.add_option("--min-lr", s.min_lr, "poly schedule's final lr")->check(CLI::NonNegativeNumber)->group(sched)->capture_default_str();
   auto* run = "Run";

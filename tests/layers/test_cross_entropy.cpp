@@ -5,6 +5,7 @@
 #include "gcnet/io/safetensors_reader.hpp"
 #include "gcnet/loss/cross_entropy.hpp"
 #include "gcnet/testing/parity.hpp"
+#include "support/layer_testing.hpp"
 #include "support/loss_testing.hpp"
 
 using namespace gcnet;
@@ -89,6 +90,33 @@ TEST_CASE("CrossEntropyLoss: gradient matches finite differences (double), every
         return r == Reduction::none ? probed_sum(other, probe) : 1.5 * v;
       }, d);
     }
+  }
+}
+
+TEST_CASE("CrossEntropyLoss: float over many pixel tiles equals double, on one thread and two") {
+  // 2 x 11 x 23 x 29: 667 pixels per sample, so two full tiles of 256 and a partial one.
+  Rng rng(21);
+  const Tensor<double> xd = random_normal(Shape{2, 11, 23, 29}, rng, 4.0);
+  Tensor<std::int64_t> t(Shape{2, 23, 29});
+  for (index_t i = 0; i < t.numel(); ++i) t[i] = rng.below(7) == 0 ? 255 : static_cast<std::int64_t>(rng.below(11));
+  Tensor<float> xf(xd.shape());
+  for (index_t i = 0; i < xd.numel(); ++i) xf[i] = static_cast<float>(xd[i]);
+  const CrossEntropyLoss<double>::Options od{.ignore_index = 255, .reduction = Reduction::mean_all, .loss_weight = 0.4};
+  CrossEntropyLoss<double> ref(od);
+  const double ref_loss = ref.forward(xd, t);
+  auto ref_d = zeros<double>(xd.shape());
+  ref.backward(ref_d);
+  for (int threads : {1, 2}) {
+    CAPTURE(threads);
+    CrossEntropyLoss<float> ce({.ignore_index = 255, .reduction = Reduction::mean_all, .loss_weight = 0.4});
+    auto d = zeros<float>(xf.shape());
+    test::with_threads(threads, [&] {
+      CHECK(std::abs(ce.forward(xf, t) - ref_loss) <= 1e-6 * std::abs(ref_loss));
+      ce.backward(d);
+    });
+    CHECK(testing::relative_error(d, ref_d) <= 1e-5);
+    CHECK(testing::relative_error(ce.probabilities(), ref.probabilities()) <= 1e-5);
+    CHECK(testing::relative_error(ce.losses(), ref.losses()) <= 1e-5);
   }
 }
 

@@ -20,6 +20,7 @@
 #include "gcnet/core/parallel.hpp"
 #include "gcnet/core/state.hpp"
 #include "gcnet/kernels/elementwise.hpp"
+#include "gcnet/kernels/softmax_exp.hpp"
 
 namespace gcnet {
 

@@ -17,7 +17,8 @@
 #include <cmath>
 #include <concepts>
 
-#include "gcnet/blocks/portable_reductions.hpp"  // detail::softmax_exp
+#include "gcnet/blocks/portable_reductions.hpp"
+#include "gcnet/kernels/softmax_exp.hpp"
 #include "gcnet/core/parallel.hpp"
 #include "gcnet/core/state.hpp"
 #include "gcnet/core/tensor.hpp"

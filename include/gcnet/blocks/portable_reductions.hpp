@@ -1,44 +1,14 @@
 #pragma once
 // Sums and dot products in the blocks' backend-generic kernels (GCNET_HD: the CPU and CUDA run
-// the same bodies), and the exp of softmax rows. Without -ffast-math a compiler keeps a
-// floating-point reduction in source order, one dependent add per element (scalar and
-// latency-bound); `omp simd reduction` allows the reassociation, so it vectorizes.
+// the same bodies). Without -ffast-math a compiler keeps a floating-point reduction in source
+// order, one dependent add per element (scalar and latency-bound); `omp simd reduction` allows
+// the reassociation, so it vectorizes.
 // The CPU-only kernels of the fast paths (AVX-512 forms included) are in gcnet/cpu/reductions.hpp.
-#include <bit>
 #include <cmath>
 #include <concepts>
 
 #include "gcnet/core/config.hpp"
 
-namespace gcnet {
-namespace detail {
-// exp for softmax rows (NonLocal2d's attention, GC's attention pooling): float uses a
-// branch-free Cephes-style polynomial that the compiler vectorizes (std::exp is a scalar
-// call, about a third of NL's forward time at 56x56); ~1 ulp on [-87, 0], where a softmax
-// evaluates it (below -87 it returns exp(-87) ~ 1.6e-38, not 0). double keeps std::exp.
-template <class T>
-GCNET_HD inline T softmax_exp(T x) {
-  if constexpr (std::same_as<T, float>) {
-    x = x < -87.0f ? -87.0f : x;
-    x = x > 88.0f ? 88.0f : x;
-    // n = round(x / ln 2) by the 1.5 * 2^23 trick (no floor call, so the loop vectorizes)
-    const float n = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
-    const float r = x - n * 0.693359375f + n * 2.12194440e-4f;
-    float p = 1.9875691500e-4f;
-    p = p * r + 1.3981999507e-3f;
-    p = p * r + 8.3334519073e-3f;
-    p = p * r + 4.1665795894e-2f;
-    p = p * r + 1.6666665459e-1f;
-    p = p * r + 5.0000001201e-1f;
-    p = p * r * r + r + 1.0f;
-    const float scale = std::bit_cast<float>((static_cast<int>(n) + 127) << 23);
-    return p * scale;
-  } else {
-    return std::exp(x);
-  }
-}
-}  // namespace detail
-}  // namespace gcnet
 
 namespace gcnet::blocks {
 

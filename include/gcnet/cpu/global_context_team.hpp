@@ -27,6 +27,7 @@
 #include "gcnet/core/parallel.hpp"
 #include "gcnet/core/state.hpp"
 #include "gcnet/cpu/reductions.hpp"
+#include "gcnet/kernels/softmax_exp.hpp"
 #include "gcnet/layers/sigmoid.hpp"
 
 namespace gcnet::cpu {

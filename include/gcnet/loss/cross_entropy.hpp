@@ -11,6 +11,7 @@
 //   sum, none as PyTorch (none: losses() holds l shaped like the target).
 // The result and the gradient are multiplied by Options::loss_weight (mmseg aux head: 0.4).
 // forward() returns the loss and keeps the softmax; backward() adds scale * dloss/dlogits.
+#include <algorithm>
 #include <cmath>
 #include <sstream>
 #include <string>
@@ -22,6 +23,7 @@
 #include "gcnet/core/tensor.hpp"
 #include "gcnet/core/transfer.hpp"
 #include "gcnet/kernels/elementwise.hpp"
+#include "gcnet/kernels/softmax_exp.hpp"
 #include "gcnet/loss/reduction.hpp"
 
 namespace gcnet {
@@ -83,26 +85,45 @@ class CrossEntropyLoss {
     T* rl = row_loss_.data();
     T* rw = row_weight_.data();
     const T lw = static_cast<T>(opt_.loss_weight);
-    // One row = the K logits of one (sample, pixel); classes are `inner` apart.
-    for_each_index(B{}, rows, [=] GCNET_HD(index_t r) {
-      const index_t b = r / inner, j = r % inner;
-      const T* xr = x + b * k * inner + j;
-      T* pr = p + b * k * inner + j;
-      T m = xr[0];
-      for (index_t c = 1; c < k; ++c) m = xr[c * inner] > m ? xr[c * inner] : m;
-      T sum = 0;
-      for (index_t c = 0; c < k; ++c) sum += std::exp(xr[c * inner] - m);
-      const T lse = m + std::log(sum);
-      for (index_t c = 0; c < k; ++c) pr[c * inner] = std::exp(xr[c * inner] - lse);
-      const std::int64_t label = t[r];
-      if (label == ignore) {
-        rl[r] = T(0);
-        rw[r] = T(0);
-      } else {
-        rw[r] = cw ? cw[label] : T(1);
-        rl[r] = lw * rw[r] * (lse - xr[label * inner]);
+    // One row = the K logits of one (sample, pixel); classes are `inner` apart. The loops run
+    // over a tile of kTile consecutive pixels of one sample, class by class, so that every inner
+    // loop is contiguous and vectorizes (softmax_exp is branch-free).
+    const index_t tiles_per_sample = (inner + kTile - 1) / kTile;
+    for_each_index(Cpu{}, n * tiles_per_sample, [=](index_t tile) {
+      const index_t b = tile / tiles_per_sample, j0 = (tile % tiles_per_sample) * kTile;
+      const index_t len = std::min(kTile, inner - j0);
+      const T* xb = x + b * k * inner + j0;
+      T* pb = p + b * k * inner + j0;
+      T m[kTile], sum[kTile], inv[kTile];
+      for (index_t j = 0; j < len; ++j) m[j] = xb[j];
+      for (index_t c = 1; c < k; ++c)
+        for (index_t j = 0; j < len; ++j) m[j] = xb[c * inner + j] > m[j] ? xb[c * inner + j] : m[j];
+      for (index_t j = 0; j < len; ++j) sum[j] = T(0);
+      for (index_t c = 0; c < k; ++c) {
+        const T* xc = xb + c * inner;
+        T* pc = pb + c * inner;
+#pragma omp simd
+        for (index_t j = 0; j < len; ++j) {
+          const T e = detail::softmax_exp(xc[j] - m[j]);
+          pc[j] = e;
+          sum[j] += e;
+        }
       }
-    }, 256);
+      for (index_t j = 0; j < len; ++j) inv[j] = T(1) / sum[j];
+      for (index_t c = 0; c < k; ++c)
+        for (index_t j = 0; j < len; ++j) pb[c * inner + j] *= inv[j];
+      for (index_t j = 0; j < len; ++j) {
+        const index_t r = b * inner + j0 + j;
+        const std::int64_t label = t[r];
+        if (label == ignore) {
+          rl[r] = T(0);
+          rw[r] = T(0);
+        } else {  // -log p[label] = logsumexp - x[label]
+          rw[r] = cw ? cw[label] : T(1);
+          rl[r] = lw * rw[r] * (m[j] + std::log(sum[j]) - xb[label * inner + j]);
+        }
+      }
+    }, tile_grain(k));
     target_ = target;
     double total = 0, weight_sum = 0;
     count_ = 0;
@@ -146,18 +167,32 @@ class CrossEntropyLoss {
   void accumulate(Tensor<T, B>& dlogits, const T* upstream, T coef) const {
     require_contiguous(dlogits, "CrossEntropyLoss", "dlogits");
     const Shape& s = prob_.shape();
-    const index_t k = s[1], inner = s.numel() / (s[0] * k), rows = s[0] * inner;
+    const index_t n = s[0], k = s[1], inner = s.numel() / (n * k);
     const T* p = prob_.data();
     const T* rw = row_weight_.data();
     const std::int64_t* t = target_.data();
     T* d = dlogits.data();
-    for_each_index(B{}, rows, [=] GCNET_HD(index_t r) {
-      const T w = coef * rw[r] * (upstream ? upstream[r] : T(1));
-      if (w == T(0)) return;  // ignored element (or zero weight)
-      const index_t b = r / inner, j = r % inner, base = b * k * inner + j;
-      for (index_t c = 0; c < k; ++c) d[base + c * inner] += w * (p[base + c * inner] - (c == t[r] ? T(1) : T(0)));
-    }, 256);
+    const index_t tiles_per_sample = (inner + kTile - 1) / kTile;
+    for_each_index(Cpu{}, n * tiles_per_sample, [=](index_t tile) {
+      const index_t b = tile / tiles_per_sample, j0 = (tile % tiles_per_sample) * kTile;
+      const index_t len = std::min(kTile, inner - j0), r0 = b * inner + j0;
+      T w[kTile];  // 0 for an ignored element (or a zero weight)
+      for (index_t j = 0; j < len; ++j) w[j] = coef * rw[r0 + j] * (upstream ? upstream[r0 + j] : T(1));
+      for (index_t c = 0; c < k; ++c) {
+        const T* pc = p + (b * k + c) * inner + j0;
+        T* dc = d + (b * k + c) * inner + j0;
+        for (index_t j = 0; j < len; ++j) dc[j] += w[j] * pc[j];
+      }
+      T* db = d + b * k * inner + j0;
+      for (index_t j = 0; j < len; ++j)  // the target's -1 (w is 0 where the target is ignored)
+        if (w[j] != T(0)) db[t[r0 + j] * inner + j] -= w[j];
+    }, tile_grain(k));
   }
+
+  // Pixels per tile of the CPU loops (a tile's row maxima and sums stay on the stack).
+  static constexpr index_t kTile = 256;
+  // Tiles worth a parallel region.
+  static index_t tile_grain(index_t k) { return std::max<index_t>(1, kParallelGrain / (kTile * k)); }
 
   Options opt_;
   StateTensor<T, B> class_weight_;
