@@ -8,12 +8,10 @@
 // mmseg / mmdet configs use it as optim_wrapper=dict(optimizer=dict(type='AdamW', lr=...,
 // betas=(0.9, 0.999), weight_decay=0.01)).
 //
-// Groups, base and current lrs and schedules behave as Sgd's (sgd.hpp, param_groups.hpp):
-// apply_schedule(schedule, iter) sets every group's current lr from its base lr.
+// Groups, base and current lrs and schedules are OptimizerGroups' (optimizer_groups.hpp), as Sgd's.
 // Checkpoints: state() names "<param name>.exp_avg", "<param name>.exp_avg_sq" and
 // "<param name>.step" (a one-element tensor, as torch keeps `step` per parameter).
 #include <cmath>
-#include <set>
 #include <string>
 #include <utility>
 #include <vector>
@@ -22,69 +20,42 @@
 #include "gcnet/core/parallel.hpp"
 #include "gcnet/core/transfer.hpp"
 #include "gcnet/kernels/elementwise.hpp"
+#include "gcnet/optim/optimizer_groups.hpp"
 
 namespace gcnet {
 
+// AdamW's options per group (AdamW<T, B>::Options).
+struct AdamWOptions {
+  double lr = 1e-3;
+  double beta1 = 0.9, beta2 = 0.999;
+  double eps = 1e-8;
+  double weight_decay = 1e-2;
+};
+
 template <Scalar T = float, Backend B = Cpu>
-class AdamW {
+class AdamW : public OptimizerGroups<T, B, AdamWOptions> {
+  using Base = OptimizerGroups<T, B, AdamWOptions>;
+  using Base::flat_;
+
  public:
-  using NamedParams = std::vector<std::pair<std::string, Param<T, B>*>>;
-  struct Options {
-    double lr = 1e-3;
-    double beta1 = 0.9, beta2 = 0.999;
-    double eps = 1e-8;
-    double weight_decay = 1e-2;
-  };
-  struct Group {
-    NamedParams params;
-    Options options;  // options.lr: the group's base lr
-  };
+  using Options = AdamWOptions;
+  using typename Base::Group;
+  using typename Base::NamedParams;
 
   AdamW(NamedParams params, Options o) : AdamW(std::vector<Group>{Group{std::move(params), o}}) {}
 
-  explicit AdamW(std::vector<Group> groups) : groups_(std::move(groups)) {
-    GCNET_CHECK(!groups_.empty(), "AdamW: no parameter groups");
-    std::set<std::string> names;
-    std::set<const Param<T, B>*> seen;
-    for (std::size_t gi = 0; gi < groups_.size(); ++gi) {
-      const Options& o = groups_[gi].options;
-      GCNET_CHECK(o.lr >= 0, "AdamW: invalid learning rate ", o.lr, " in group ", gi);
+  explicit AdamW(std::vector<Group> groups) : Base(std::move(groups), "AdamW") {
+    for (std::size_t gi = 0; gi < this->groups_.size(); ++gi) {
+      const Options& o = this->groups_[gi].options;
       GCNET_CHECK(o.beta1 >= 0 && o.beta1 < 1 && o.beta2 >= 0 && o.beta2 < 1, "AdamW: betas must be in [0, 1), got (",
                   o.beta1, ", ", o.beta2, ") in group ", gi);
       GCNET_CHECK(o.eps >= 0, "AdamW: invalid eps ", o.eps, " in group ", gi);
       GCNET_CHECK(o.weight_decay >= 0, "AdamW: invalid weight_decay ", o.weight_decay, " in group ", gi);
-      current_lr_.push_back(o.lr);
-      for (auto& [name, p] : groups_[gi].params) {
-        GCNET_CHECK(p != nullptr, "AdamW: parameter '", name, "' is null");
-        GCNET_CHECK(names.insert(name).second && seen.insert(p).second, "AdamW: parameter '", name,
-                    "' appears more than once (in one group or in several)");
-        flat_.emplace_back(name, p);
-        group_of_.push_back(gi);
-      }
     }
     exp_avg_.resize(flat_.size());
     exp_avg_sq_.resize(flat_.size());
     steps_.resize(flat_.size());
   }
-
-  double lr() const { return current_lr_[0]; }
-  double lr(std::size_t g) const { return current_lr_.at(g); }
-  double base_lr(std::size_t g) const { return groups_.at(g).options.lr; }
-  void set_lr(double lr) {
-    for (double& l : current_lr_) l = lr;
-  }
-  void set_lr(std::size_t g, double lr) { current_lr_.at(g) = lr; }
-  void set_lr_factor(double factor) {
-    for (std::size_t g = 0; g < groups_.size(); ++g) current_lr_[g] = factor * groups_[g].options.lr;
-  }
-  template <class Schedule>
-  void apply_schedule(const Schedule& schedule, std::int64_t iter) {
-    for (std::size_t g = 0; g < groups_.size(); ++g) current_lr_[g] = schedule.lr(groups_[g].options.lr, iter);
-  }
-
-  std::size_t num_groups() const { return groups_.size(); }
-  const Group& group(std::size_t g) const { return groups_.at(g); }
-  const NamedParams& params() const { return flat_; }
 
   void step() {
     for (std::size_t i = 0; i < flat_.size(); ++i) {
@@ -92,13 +63,13 @@ class AdamW {
       if (!prm.grad.defined()) continue;  // as torch: no gradient, no update
       GCNET_CHECK(prm.grad.shape() == prm.value.shape(), "AdamW: gradient of '", flat_[i].first, "' has shape ",
                   prm.grad.shape().str(), ", parameter has ", prm.value.shape().str());
-      const Options& o = groups_[group_of_[i]].options;
+      const Options& o = this->options_of(i);
       if (!exp_avg_[i].defined()) {
         exp_avg_[i] = zeros<T, B>(prm.value.shape());
         exp_avg_sq_[i] = zeros<T, B>(prm.value.shape());
       }
       const double t = static_cast<double>(++steps_[i]);
-      const double lr = current_lr_[group_of_[i]];
+      const double lr = this->current_lr_of(i);
       // torch's _single_tensor_adamw: step_size = lr / bc1, denom = sqrt(v) / sqrt(bc2) + eps.
       const T decay = static_cast<T>(1 - lr * o.weight_decay), b1 = static_cast<T>(o.beta1),
               b2 = static_cast<T>(o.beta2), step_size = static_cast<T>(lr / (1 - std::pow(o.beta1, t))),
@@ -152,10 +123,6 @@ class AdamW {
   }
 
  private:
-  std::vector<Group> groups_;
-  std::vector<double> current_lr_;
-  NamedParams flat_;
-  std::vector<std::size_t> group_of_;
   std::vector<Tensor<T, B>> exp_avg_, exp_avg_sq_, step_tensors_;
   std::vector<std::int64_t> steps_;
 };
