@@ -22,8 +22,10 @@
 #include "gcnet/data/det_transforms.hpp"
 #include "gcnet/data/picture_detections.hpp"
 #include "gcnet/data/picture_text.hpp"
+#include "../support/run_program.hpp"
 
 using namespace gcnet;
+using test::Run;
 namespace fs = std::filesystem;
 
 namespace {
@@ -166,22 +168,6 @@ TEST_CASE("draw_detections: mask blended, box outlined, tag drawn, low scores le
 // ---- the programs, run as a user would ----
 namespace {
 
-struct Run {
-  int status = -1;  // exit status; 124 when `timeout` stopped it
-  std::string output;
-};
-
-Run run(const std::string& program, const std::string& args, int seconds = 120) {
-  const std::string cmd = "timeout " + std::to_string(seconds) + " '" + program + "' " + args + " 2>&1";
-  Run r;
-  FILE* p = ::popen(cmd.c_str(), "r");
-  REQUIRE(p != nullptr);
-  std::array<char, 4096> buf;
-  while (std::fgets(buf.data(), buf.size(), p)) r.output += buf.data();
-  const int st = ::pclose(p);
-  r.status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-  return r;
-}
 
 fs::path work_root() { return fs::temp_directory_path() / ("gcnet_test_det_cli_" + std::to_string(::getpid())); }
 
@@ -190,7 +176,7 @@ const fs::path& trained() {
   static const fs::path dir = [] {
     const fs::path d = work_root() / "train";
     fs::remove_all(d);
-    const Run r = run(GCNET_TRAIN_DET,
+    const Run r = test::run_program(GCNET_TRAIN_DET,
                       "--scenes 4 --batch 2 --iters 2 --log-interval 1 --threads 1 --base-channels 8 --fpn-channels 16 "
                       "--fc-channels 32 --mask-channels 8 --roi-samples 32 --rpn-train-post 100 --rpn-test-post 50 "
                       "--work-dir '" + d.string() + "'");
@@ -221,7 +207,7 @@ TEST_CASE("gcnet_train_det trains, logs and records what gcnet_test_det needs") 
 
 TEST_CASE("gcnet_test_det evaluates on the scenes: results JSON, both APs, pictures") {
   const fs::path out = work_root() / "test";
-  const Run r = run(GCNET_TEST_DET, checkpoint() + " --scenes 4 --threads 1 --out '" + (out / "r").string() +
+  const Run r = test::run_program(GCNET_TEST_DET, checkpoint() + " --scenes 4 --threads 1 --out '" + (out / "r").string() +
                                         "' --show-dir '" + (out / "show").string() + "' --show 2");
   INFO(r.output);
   REQUIRE(r.status == 0);
@@ -240,7 +226,7 @@ TEST_CASE("gcnet_detect runs on image files and folders without annotations") {
   data::Image img{64, 96, 3, std::vector<std::uint8_t>(64 * 96 * 3, 128)};
   data::write_png((out / "in" / "a.png").string(), img);
   data::write_png((out / "in" / "b.png").string(), img);
-  const Run r = run(GCNET_DETECT, checkpoint() + " '" + (out / "in").string() + "' --threads 1 --out '" +
+  const Run r = test::run_program(GCNET_DETECT, checkpoint() + " '" + (out / "in").string() + "' --threads 1 --out '" +
                                       (out / "det.json").string() + "' --show-dir '" + (out / "show").string() + "'");
   INFO(r.output);
   REQUIRE(r.status == 0);
@@ -251,7 +237,7 @@ TEST_CASE("gcnet_detect runs on image files and folders without annotations") {
 
 TEST_CASE("a negative --score-thr is a clear error") {
   for (const char* program : {GCNET_TEST_DET, GCNET_DETECT}) {
-    const Run r = run(program, checkpoint() + (std::string(program) == GCNET_DETECT ? " x.png" : "") +
+    const Run r = test::run_program(program, checkpoint() + (std::string(program) == GCNET_DETECT ? " x.png" : "") +
                                    " --score-thr -0.5");
     INFO(r.output);
     CHECK(r.status != 0);
@@ -263,7 +249,7 @@ TEST_CASE("an annotation file whose categories disagree with the checkpoint's cl
   const fs::path ann = work_root() / "coco" / "three.json";
   write_text(ann, R"({"images": [{"id": 1, "file_name": "a.png", "height": 32, "width": 32}], "annotations": [],
                       "categories": [{"id": 1, "name": "cat"}, {"id": 2, "name": "dog"}, {"id": 3, "name": "bird"}]})");
-  const Run r = run(GCNET_TEST_DET, checkpoint() + " --ann '" + ann.string() + "' --img-dir '" +
+  const Run r = test::run_program(GCNET_TEST_DET, checkpoint() + " --ann '" + ann.string() + "' --img-dir '" +
                                         ann.parent_path().string() + "'");
   INFO(r.output);
   CHECK(r.status == 2);
@@ -274,7 +260,7 @@ TEST_CASE("an annotation file whose categories disagree with the checkpoint's cl
 TEST_CASE("an image that cannot be read is a clear error naming it") {
   const fs::path bad = work_root() / "bad" / "broken.png";
   write_text(bad, "this is not a PNG");
-  const Run r = run(GCNET_DETECT, checkpoint() + " '" + bad.string() + "' --out '" +
+  const Run r = test::run_program(GCNET_DETECT, checkpoint() + " '" + bad.string() + "' --out '" +
                                       (bad.parent_path() / "d.json").string() + "'");
   INFO(r.output);
   CHECK(r.status == 2);
@@ -284,7 +270,7 @@ TEST_CASE("an image that cannot be read is a clear error naming it") {
 }
 
 TEST_CASE("a checkpoint of another preset is refused") {
-  const Run r = run(GCNET_TEST_DET, checkpoint() + " --preset torchvision --scenes 2");
+  const Run r = test::run_program(GCNET_TEST_DET, checkpoint() + " --preset torchvision --scenes 2");
   INFO(r.output);
   CHECK(r.status == 2);
   CHECK(r.output.find("a checkpoint of the preset 'mask-rcnn_r18-syncbn-gcb-r4-c3-c5_fpn_1x_coco' (mmdet family), "

@@ -14,26 +14,13 @@
 #include <sstream>
 #include <string>
 
+#include "../support/run_program.hpp"
+
 namespace fs = std::filesystem;
+using gcnet::test::Run;
 
 namespace {
 
-struct Run {
-  int status = -1;  // exit status; 124 when `timeout` stopped it
-  std::string output;
-};
-
-Run run(const std::string& program, const std::string& args, int seconds = 120) {
-  const std::string cmd = "timeout " + std::to_string(seconds) + " '" + program + "' " + args + " 2>&1";
-  Run r;
-  FILE* p = ::popen(cmd.c_str(), "r");
-  REQUIRE(p != nullptr);
-  std::array<char, 4096> buf;
-  while (std::fgets(buf.data(), buf.size(), p)) r.output += buf.data();
-  const int st = ::pclose(p);
-  r.status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-  return r;
-}
 
 fs::path work_root() { return fs::temp_directory_path() / ("gcnet_test_seg_cli_" + std::to_string(::getpid())); }
 
@@ -49,7 +36,7 @@ const fs::path& trained() {
   static const fs::path dir = [] {
     const fs::path d = work_root() / "train";
     fs::remove_all(d);
-    const Run r = run(GCNET_TRAIN_SEG,
+    const Run r = gcnet::test::run_program(GCNET_TRAIN_SEG,
                       "--scenes 4 --batch 2 --iters 3 --log-interval 1 --threads 1 --base-channels 4 --stem-channels 4 "
                       "--head-channels 8 --aux-channels 4 --img-scale 64 --optimizer adamw --lr 0.001 "
                       "--weight-decay 0.01 --work-dir '" + d.string() + "'");
@@ -82,7 +69,7 @@ TEST_CASE("gcnet_test_seg tests at the checkpoint's scale unless told otherwise"
                                     {"--img-scale 96 --aug-test --ratios 1 --no-flip", "96"}}) {
     CAPTURE(args);
     const fs::path out = work_root() / ("eval_" + scale + ".json");
-    const Run r = run(GCNET_TEST_SEG, ckpt + " --scenes 4 --threads 1 " + args + " --out '" + out.string() + "'");
+    const Run r = gcnet::test::run_program(GCNET_TEST_SEG, ckpt + " --scenes 4 --threads 1 " + args + " --out '" + out.string() + "'");
     INFO(r.output);
     REQUIRE(r.status == 0);
     CHECK(r.output.find("mIoU") != std::string::npos);
@@ -92,7 +79,7 @@ TEST_CASE("gcnet_test_seg tests at the checkpoint's scale unless told otherwise"
 
 TEST_CASE("gcnet_train_seg refuses a resume whose optimizer differs") {
   const fs::path& d = trained();
-  const Run r = run(GCNET_TRAIN_SEG, "--scenes 4 --batch 2 --iters 4 --threads 1 --base-channels 4 --stem-channels 4 "
+  const Run r = gcnet::test::run_program(GCNET_TRAIN_SEG, "--scenes 4 --batch 2 --iters 4 --threads 1 --base-channels 4 --stem-channels 4 "
                                      "--head-channels 8 --aux-channels 4 --img-scale 64 --lr 0.001 --weight-decay 0.01 "
                                      "--work-dir '" + (work_root() / "resumed").string() + "' --resume '" +
                                      (d / "latest.safetensors").string() + "'");

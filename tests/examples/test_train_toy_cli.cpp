@@ -12,26 +12,16 @@
 #include <filesystem>
 #include <string>
 
+#include "../support/run_program.hpp"
+
 namespace fs = std::filesystem;
+using gcnet::test::Run;
 
 namespace {
 
-struct Run {
-  int status = -1;  // exit status; 124 when `timeout` stopped it
-  std::string output;
-};
-
 // Runs the demo with `args` (stdout and stderr together), at most `seconds` long.
-Run train_toy(const std::string& args, int seconds = 60) {
-  const std::string cmd = "timeout " + std::to_string(seconds) + " '" GCNET_TRAIN_TOY "' " + args + " 2>&1";
-  Run r;
-  FILE* p = ::popen(cmd.c_str(), "r");
-  REQUIRE(p != nullptr);
-  std::array<char, 4096> buf;
-  while (std::fgets(buf.data(), buf.size(), p)) r.output += buf.data();
-  const int st = ::pclose(p);
-  r.status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-  return r;
+gcnet::test::Run train_toy(const std::string& args, int seconds = 60) {
+  return gcnet::test::run_program(GCNET_TRAIN_TOY, args, seconds);
 }
 
 fs::path fresh(const std::string& name) {
