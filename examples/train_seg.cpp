@@ -8,8 +8,13 @@
 // evaluates it without repeating the model flags.
 #include <CLI/CLI.hpp>
 
+#include <algorithm>
+#include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
+#include <optional>
+#include <stdexcept>
 #include <string>
 
 #include "gcnet/core/parallel.hpp"
@@ -33,6 +38,8 @@ namespace {
 struct Settings {
   SegmentorConfig model;
   seg_example::DataChoice data;
+  double time_budget = 0;  // > 0: seconds from the program's start; sets iters from the measured speed
+  std::optional<std::chrono::steady_clock::time_point> deadline;  // the budget's hard end
   int iters = 1000, batch = 8, log_interval = 20, checkpoint_interval = 0, workers = 1, threads = 0;
   index_t crop = 0, img_scale = 0;             // 0: no crop (the scenes' size); folder data: mmseg's crop 512
   index_t scale_long = 2048, scale_short = 512;  // folder data: RandomResize scale (ADE20K's)
@@ -61,17 +68,73 @@ data::Compose train_pipeline(const Settings& s) {
   return t;
 }
 
+// Calls f(optimizer) with the optimizer the settings name, over all of the segmentor's parameters.
+template <class Seg, class F>
+decltype(auto) with_optimizer(Seg& seg, const Settings& s, F&& f) {
+  if (s.optimizer == "adamw") {
+    AdamW<float> opt(named_parameters(seg), {.lr = s.lr, .weight_decay = s.weight_decay});
+    return f(opt);
+  }
+  Sgd<float> opt(named_parameters(seg), {.lr = s.lr, .momentum = s.momentum, .weight_decay = s.weight_decay});
+  return f(opt);
+}
+
+TrainerOptions trainer_options(const Settings& s) {
+  TrainerOptions topt;
+  topt.work_dir = s.work_dir;
+  topt.log_interval = s.log_interval;
+  topt.checkpoint_interval = s.checkpoint_interval;
+  topt.seed = s.seed;
+  topt.exp_name = "train_seg";
+  return topt;
+}
+
+// --time-budget: seconds per training iteration of this very run on this machine (model, data,
+// batch, threads and ranks as given), from a throwaway copy that trains a few iterations in a
+// scratch folder, removed afterwards. Under mpirun every rank gets the slowest rank's time.
+template <class Seg>
+double seconds_per_iteration(Seg& seg, const Settings& s, data::AnyDataset dataset) {
+  constexpr std::int64_t warmup = 10, timed = 40;
+  data::DataLoader loader(std::move(dataset),
+                          {.batch_size = s.batch, .shuffle = true, .seed = s.seed + 1, .workers = s.workers});
+  const PolyLr schedule({.max_iters = warmup + timed, .power = s.power, .eta_min = s.min_lr});
+  auto loss_fn = [&seg](const SegOutputs<float, Cpu>& out, const data::Batch& b, SegOutputs<float, Cpu>& dout) {
+    return seg.losses(out, b.labels, dout);
+  };
+  TrainerOptions topt = trainer_options(s);
+  topt.work_dir = (std::filesystem::path(s.work_dir) / ".speed-probe").string();
+  topt.log_interval = warmup + timed;
+  topt.print = false;
+  double per_iter = with_optimizer(seg, s, [&](auto& opt) {
+    Trainer trainer(seg, loader, opt, schedule, loss_fn, topt);
+    trainer.run(warmup);  // first touches of memory, the loader's queue filling
+    const auto t0 = std::chrono::steady_clock::now();
+    trainer.run(warmup + timed);
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() / timed;
+  });
+  auto comm = dist::default_communicator();
+  comm.all_reduce(&per_iter, 1, dist::ReduceOp::Max);
+  if (comm.rank() == 0) std::filesystem::remove_all(topt.work_dir);
+  return per_iter;
+}
+
+// The iterations that fit in what is left of the budget, with a 5% margin for the speed varying
+// over the run (the Trainer's deadline stops it at the budget if it is slower still).
+int iterations_within_budget(double budget_s, double spent_s, double per_iter_s) {
+  const double left = budget_s - spent_s;
+  const double n = std::floor(0.95 * left / per_iter_s);
+  if (n < 1)
+    throw std::runtime_error("--time-budget " + std::to_string(budget_s) + " s leaves no time to train: set-up and timing took " +
+                             std::to_string(spent_s) + " s and one iteration takes " + std::to_string(per_iter_s) + " s");
+  return n > 1e9 ? 1000000000 : static_cast<int>(n);
+}
+
 template <class Seg, class Optimizer>
 int train_with(Seg& seg, Optimizer& opt, const Settings& s, const data::SegClasses& classes, data::AnyDataset dataset);
 
 template <class Seg>
 int train(Seg& seg, const Settings& s, const data::SegClasses& classes, data::AnyDataset dataset) {
-  if (s.optimizer == "adamw") {
-    AdamW<float> opt(named_parameters(seg), {.lr = s.lr, .weight_decay = s.weight_decay});
-    return train_with(seg, opt, s, classes, std::move(dataset));
-  }
-  Sgd<float> opt(named_parameters(seg), {.lr = s.lr, .momentum = s.momentum, .weight_decay = s.weight_decay});
-  return train_with(seg, opt, s, classes, std::move(dataset));
+  return with_optimizer(seg, s, [&](auto& opt) { return train_with(seg, opt, s, classes, std::move(dataset)); });
 }
 
 template <class Seg, class Optimizer>
@@ -82,12 +145,17 @@ int train_with(Seg& seg, Optimizer& opt, const Settings& s, const data::SegClass
   auto loss_fn = [&seg](const SegOutputs<float, Cpu>& out, const data::Batch& b, SegOutputs<float, Cpu>& dout) {
     return seg.losses(out, b.labels, dout);
   };
-  TrainerOptions topt;
-  topt.work_dir = s.work_dir;
-  topt.log_interval = s.log_interval;
-  topt.checkpoint_interval = s.checkpoint_interval;
-  topt.seed = s.seed;
-  topt.exp_name = "train_seg";
+  TrainerOptions topt = trainer_options(s);
+  topt.deadline = s.deadline;
+  if (s.deadline) {
+    // The probe's speed is a few seconds' sample of a machine whose speed drifts: during the first
+    // half of the run, each log interval re-sizes the schedule to the speed of the run so far.
+    topt.replan = [deadline = *s.deadline](std::int64_t iter, std::int64_t planned, double per_iter) {
+      if (2 * iter > planned) return planned;
+      const double left = std::chrono::duration<double>(deadline - std::chrono::steady_clock::now()).count();
+      return iter + static_cast<std::int64_t>(std::max(0.0, std::floor(0.97 * left / per_iter)));
+    };
+  }
   const nlohmann::json model_json = s.model;
   // The checkpoint says what it is: gcnet_test_seg rebuilds the model and names the classes from it.
   topt.metadata = {{"segmentor", model_json.dump()}, {"classes", data::seg_classes_json(classes).dump()}};
@@ -104,7 +172,7 @@ int train_with(Seg& seg, Optimizer& opt, const Settings& s, const data::SegClass
                        {"optimizer", s.optimizer},
                        {"schedule", nlohmann::json{{"iters", s.iters}, {"power", s.power}, {"min_lr", s.min_lr}}.dump()}};
   topt.allow_settings_change = s.allow_settings_change;
-  topt.config = {{"model", model_json}, {"describe", seg.describe()}, {"iters", s.iters}, {"batch", s.batch},
+  topt.config = {{"model", model_json}, {"describe", seg.describe()}, {"iters", s.iters}, {"time_budget", s.time_budget}, {"batch", s.batch},
                  {"optimizer", s.optimizer}, {"lr", s.lr}, {"momentum", s.momentum}, {"weight_decay", s.weight_decay}, {"power", s.power},
                  {"min_lr", s.min_lr}, {"crop", s.crop}, {"img_scale", s.img_scale}, {"data", s.data.folder.empty() ? "fashion-mnist scenes" : s.data.folder}};
   Trainer trainer(seg, loader, opt, schedule, loss_fn, topt);
@@ -125,6 +193,9 @@ int train_with(Seg& seg, Optimizer& opt, const Settings& s, const data::SegClass
     }
   }
   trainer.run(s.iters);
+  if (lead && s.deadline)
+    std::printf("trained %lld iterations in the time budget%s\n", static_cast<long long>(trainer.iter()),
+                trainer.stopped_by_deadline() ? " (its end stopped the schedule early)" : "");
   if (!lead) return 0;
   write_curve_and_report(trainer.log_path(), trainer.last_checkpoint(), s.work_dir);
   return 0;
@@ -185,7 +256,13 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(0, 8192))->group(data)->capture_default_str();
   app.add_option("--workers", s.workers, "data loading threads")->check(CLI::Range(0, 64))->group(data)->capture_default_str();
   auto* sched = "Schedule";
-  app.add_option("--iters", s.iters, "training iterations")->check(CLI::PositiveNumber)->group(sched)->capture_default_str();
+  auto* iters = app.add_option("--iters", s.iters, "training iterations")->check(CLI::PositiveNumber)->group(sched)->capture_default_str();
+  auto* budget = app.add_option("--time-budget", s.time_budget,
+                 "instead of --iters: train as many iterations as fit in this many seconds (counted from the "
+                 "program's start, data set-up included) on this machine. A few iterations are timed first to plan "
+                 "the schedule's length, which the first half of the run re-sizes to its own speed; the budget's "
+                 "end stops training in any case")
+      ->check(CLI::PositiveNumber)->group(sched)->excludes(iters);
   app.add_option("--batch", s.batch, "images per iteration (over all ranks)")->check(CLI::Range(1, 4096))->group(sched)->capture_default_str();
   app.add_option("--lr", s.lr, "base learning rate (poly decay)")->check(CLI::PositiveNumber)->group(sched)->capture_default_str();
   app.add_option("--optimizer", s.optimizer, "sgd (momentum, weight decay) or adamw (decoupled weight decay)")
@@ -201,18 +278,34 @@ int main(int argc, char** argv) {
   app.add_option("--log-interval", s.log_interval, "iterations per progress line")->check(CLI::PositiveNumber)->group(run)->capture_default_str();
   app.add_option("--checkpoint-interval", s.checkpoint_interval, "iterations per checkpoint (0: at the end only)")
       ->check(CLI::NonNegativeNumber)->group(run)->capture_default_str();
-  app.add_option("--resume", s.resume, "checkpoint to continue from (e.g. WORK_DIR/latest.safetensors)")->group(run);
+  app.add_option("--resume", s.resume, "checkpoint to continue from (e.g. WORK_DIR/latest.safetensors)")
+      ->group(run)->excludes(budget);
   app.add_flag("--allow-settings-change", s.allow_settings_change,
                "resume even if the settings differ from the checkpoint's")->group(run);
   CLI11_PARSE(app, argc, argv);
 
+  const auto program_start = std::chrono::steady_clock::now();
   try {
     if (s.threads > 0) set_num_threads(s.threads);
     s.model.plugin_stages = parse_stage_digits(s.plugin_stages, "--plugin-stages");
     s.model.aux = !s.no_aux;
-    manual_seed(s.seed);
     auto [dataset, classes] = seg_example::make_dataset(s.data, /*train=*/true, train_pipeline(s));
     s.model.num_classes = classes.size();
+    if (s.time_budget > 0) {
+      const double per_iter = with_segmentor(s.model, [&](auto& seg) { return seconds_per_iteration(seg, s, dataset); });
+      double spent = std::chrono::duration<double>(std::chrono::steady_clock::now() - program_start).count();
+      dist::default_communicator().all_reduce(&spent, 1, dist::ReduceOp::Max);  // every rank the same count
+      s.iters = iterations_within_budget(s.time_budget, spent, per_iter);
+      // The hard end, a little before the budget's for the final checkpoint and curve (past
+      // the planned end, which leaves 5% of the time).
+      const double reserve = std::min(1.0, 0.02 * s.time_budget);
+      s.deadline = program_start + std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+                                       std::chrono::duration<double>(s.time_budget - reserve));
+      if (dist::default_communicator().rank() == 0)
+        std::printf("time budget %.0f s: set-up and timing took %.1f s, an iteration %.4f s: %d iterations planned "
+                    "(re-sized to the run's own speed during its first half)\n", s.time_budget, spent, per_iter, s.iters);
+    }
+    manual_seed(s.seed);  // the weights as --iters alone gives them, timed or not
     return with_segmentor(s.model, [&](auto& seg) { return train(seg, s, classes, dataset); });
   } catch (const std::exception& e) {
     std::fprintf(stderr, "gcnet_train_seg: %s\n", e.what());

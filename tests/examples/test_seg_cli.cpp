@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <array>
+#include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -86,4 +87,46 @@ TEST_CASE("gcnet_train_seg refuses a resume whose optimizer differs") {
   INFO(r.output);
   CHECK(r.status != 0);
   CHECK(r.output.find("optimizer adamw -> sgd") != std::string::npos);
+}
+
+TEST_CASE("gcnet_train_seg --time-budget plans the schedule from the measured speed and trains within the budget") {
+  const fs::path d = work_root() / "budget";
+  const std::string small = "--scenes 4 --batch 2 --threads 1 --base-channels 4 --stem-channels 4 --head-channels 8 "
+                            "--aux-channels 4 --img-scale 64 --log-interval 50 ";
+  const auto t0 = std::chrono::steady_clock::now();
+  const Run r = gcnet::test::run_program(GCNET_TRAIN_SEG, small + "--time-budget 4 --work-dir '" + d.string() + "'");
+  const double took = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  INFO(r.output);
+  REQUIRE(r.status == 0);
+  const auto planned_at = r.output.find(" iterations planned");
+  REQUIRE(planned_at != std::string::npos);
+  const long planned = std::stol(r.output.substr(r.output.rfind(' ', planned_at - 1) + 1));
+  const auto trained_at = r.output.find("trained ");
+  REQUIRE(trained_at != std::string::npos);
+  const long trained = std::stol(r.output.substr(trained_at + 8));
+  CHECK(planned > 50);  // a 64x64 four-channel segmentor takes milliseconds per iteration
+  CHECK(trained > 50);
+  CHECK(took < 6.0);  // the budget, with room for the process's start and end
+  // The log's meta line has the plan, its last record and the checkpoint the iterations trained;
+  // the scratch folder is gone.
+  std::string log;
+  for (const auto& e : fs::directory_iterator(d))
+    if (e.path().extension() == ".json") log = read_text(e.path());
+  CHECK(log.find("\"max_iters\":" + std::to_string(planned)) != std::string::npos);
+  CHECK(log.find("\"iter\":" + std::to_string(trained) + ",") != std::string::npos);
+  CHECK(read_text(d / "latest.safetensors").find("\"iter\":\"" + std::to_string(trained) + "\"") != std::string::npos);
+  CHECK_FALSE(fs::exists(d / ".speed-probe"));
+}
+
+TEST_CASE("gcnet_train_seg --time-budget: too short a budget, or with --iters, is refused with a clear error") {
+  const std::string small = "--scenes 4 --batch 2 --threads 1 --base-channels 4 --stem-channels 4 --head-channels 8 "
+                            "--aux-channels 4 --img-scale 64 --work-dir '" + (work_root() / "refused").string() + "' ";
+  const Run too_short = gcnet::test::run_program(GCNET_TRAIN_SEG, small + "--time-budget 0.001");
+  INFO(too_short.output);
+  CHECK(too_short.status != 0);
+  CHECK(too_short.output.find("leaves no time to train") != std::string::npos);
+  const Run both = gcnet::test::run_program(GCNET_TRAIN_SEG, small + "--time-budget 10 --iters 5");
+  INFO(both.output);
+  CHECK(both.status != 0);
+  CHECK(both.output.find("excludes") != std::string::npos);
 }

@@ -79,6 +79,14 @@ TEST_CASE("MaxPool2d: ties go to the first maximum in window order, NaN propagat
   pool.forward(x, y);
   CHECK(y[0] == 1.5f);
   CHECK(std::isnan(y[1]));
+  // The gradient goes to the NaN (PyTorch's argmax), also when a larger number comes before it.
+  x[2] = 9.0f;
+  pool.forward(x, y);
+  CHECK(std::isnan(y[1]));
+  dx = zeros<float>(x.shape());
+  pool.backward(x, y, dy, dx);
+  const float expected_nan[8] = {3, 0, 0, 0, 0, 0, 0, -5};
+  for (index_t i = 0; i < 8; ++i) CHECK(dx[i] == expected_nan[i]);
 }
 
 TEST_CASE("MaxPool2d: multi-threaded forward and backward equal single-threaded") {

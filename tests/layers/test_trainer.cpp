@@ -4,6 +4,7 @@
 
 #include <unistd.h>
 
+#include <chrono>
 #include <cmath>
 #include <cstring>
 #include <filesystem>
@@ -230,6 +231,53 @@ TEST_CASE("checkpoints every N iterations and at the end, with the iteration in 
   CHECK(io::read_checkpoint_metadata((dir / "latest.safetensors").string()).at("iter") == "7");
   CHECK(io::read_checkpoint_metadata((dir / "iter_3.safetensors").string()).at("iter") == "3");
   CHECK(s.trainer.last_checkpoint() == (dir / "latest.safetensors").string());
+}
+
+TEST_CASE("a deadline stops training at the iteration reached, with a log record and a checkpoint") {
+  const fs::path dir = fresh_dir("deadline");
+  TrainerOptions o = quiet(dir, 10);
+  o.deadline = std::chrono::steady_clock::now();  // already passed: one iteration, then the stop
+  Session s(3, o);
+  s.trainer.run(7);
+  CHECK(s.trainer.stopped_by_deadline());
+  CHECK(s.trainer.iter() == 1);
+  CHECK(io::read_checkpoint_metadata((dir / "latest.safetensors").string()).at("iter") == "1");
+  const auto lines = read_lines(logs_in(dir).at(0));
+  REQUIRE(lines.size() == 2);  // the meta line and the record of the iteration done
+  CHECK(lines[1]["iter"] == 1);
+
+  // A deadline far away changes nothing: the run ends at max_iters.
+  const fs::path dir2 = fresh_dir("deadline_far");
+  TrainerOptions far = quiet(dir2, 10);
+  far.deadline = std::chrono::steady_clock::now() + std::chrono::hours(1);
+  Session t(3, far);
+  t.trainer.run(7);
+  CHECK_FALSE(t.trainer.stopped_by_deadline());
+  CHECK(t.trainer.iter() == 7);
+}
+
+TEST_CASE("replan: an answer at a log interval becomes the run's length") {
+  const fs::path dir = fresh_dir("replan");
+  TrainerOptions o = quiet(dir, 2);
+  int calls = 0;
+  o.replan = [&calls](std::int64_t iter, std::int64_t planned, double per_iter) {
+    ++calls;
+    CHECK(per_iter > 0);
+    return iter == 2 ? planned + 3 : planned;
+  };
+  Session s(3, o);
+  s.trainer.run(4);
+  CHECK(s.trainer.iter() == 7);
+  CHECK(calls == 3);  // after iterations 2, 4 and 6; not after the last
+  CHECK(io::read_checkpoint_metadata((dir / "latest.safetensors").string()).at("iter") == "7");
+}
+
+TEST_CASE("PolyLr::set_max_iters: the lr follows the new length") {
+  PolyLr p({.max_iters = 11, .power = 1.0, .eta_min = 0});
+  CHECK(p.lr(1.0, 5) == doctest::Approx(0.5));
+  p.set_max_iters(21);
+  CHECK(p.lr(1.0, 5) == doctest::Approx(0.75));
+  CHECK_THROWS_WITH_AS(p.set_max_iters(0), doctest::Contains("max_iters must be > 0"), Error);
 }
 
 TEST_CASE("a NaN loss stops training naming the iteration and keeps the last good checkpoint") {

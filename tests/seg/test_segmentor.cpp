@@ -224,3 +224,33 @@ TEST_CASE("segmentor: clear errors") {
   CHECK_THROWS_WITH_AS(loss.forward(test::random_tensor<float>(Shape{2, 5, 4, 4}, 11), zeros<std::int64_t>(Shape{1, 8, 8})),
                        doctest::Contains("labels must be [N, H, W] with N = 2"), Error);
 }
+
+TEST_CASE("SegLoss: acc_seg is the share of counted pixels whose first maximum is the label, over several pixel tiles") {
+  // 2 images of 23x17 pixels (391: one full tile of 256 and a partial one), 5 classes, ties,
+  // ignored pixels; an ignore index of 3 (a class id) must not count its pixels as right.
+  for (const std::int64_t ignore : {std::int64_t{255}, std::int64_t{3}}) {
+    CAPTURE(ignore);
+    const index_t n = 2, k = 5, h = 23, w = 17, hw = h * w;
+    Tensor<float, Cpu> logits = test::random_tensor<float>(Shape{n, k, h, w}, 7);
+    // Quarters: exact ties between classes, and other values far enough apart that the softmax
+    // keeps their order.
+    for (index_t i = 0; i < logits.numel(); ++i) logits[i] = std::round(logits[i] * 4) / 4;
+    Tensor<std::int64_t, Cpu> labels(Shape{n, h, w});
+    for (index_t i = 0; i < labels.numel(); ++i) labels[i] = i % 11 == 0 ? ignore : (i * 7919) % k;
+    SegLoss<float, Cpu> loss({.ignore_index = ignore});
+    loss.forward(logits, labels);
+    std::int64_t right = 0, counted = 0;
+    for (index_t b = 0; b < n; ++b)
+      for (index_t j = 0; j < hw; ++j) {
+        const std::int64_t label = labels[b * hw + j];
+        if (label == ignore) continue;
+        ++counted;
+        index_t best = 0;  // the first maximum of the logits (softmax keeps the order)
+        for (index_t c = 1; c < k; ++c)
+          if (logits[(b * k + c) * hw + j] > logits[(b * k + best) * hw + j]) best = c;
+        right += best == label;
+      }
+    REQUIRE(counted > 0);
+    CHECK(loss.accuracy() == doctest::Approx(100.0 * double(right) / double(counted)).epsilon(1e-12));
+  }
+}

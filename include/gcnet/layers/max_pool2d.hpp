@@ -3,8 +3,9 @@
 // `kernel` taps `dilation` apart, `stride` apart (stride defaults to the kernel); ceil
 // mode as PyTorch (see pooling::output_extent). Forward computes values only, plane by plane
 // with the inner loop over output columns (vectorizes); backward finds each window's argmax
-// again from x and routes the gradient there (no argmax kept between calls). On ties the first
-// maximum in window order (row-major) wins, and a NaN wins over numbers, as in PyTorch.
+// again, as the first tap equal to y, and routes the gradient there (no argmax kept between
+// calls). On ties the first maximum in window order (row-major) wins, and a NaN wins over
+// numbers, as in PyTorch.
 #include <limits>
 #include <optional>
 #include <string>
@@ -94,12 +95,16 @@ class MaxPool2d {
     const index_t kh = kernel_.h, kw = kernel_.w, sh = stride_.h, sw = stride_.w;
     const index_t ph = padding_.h, pw = padding_.w, dh = dilation_.h, dw = dilation_.w;
     const T* xp = x.data();
+    const T* yp = y.data();
     const T* g = dy.data();
     T* d = dx.data();
-    // Each output's gradient goes to its window's argmax, found from x: the first maximum in
-    // window order (row-major), a NaN winning over numbers, as PyTorch. One plane per task.
+    // Each output's gradient goes to its window's argmax: the first tap in window order
+    // (row-major) that equals the output y (a NaN tap if y is NaN), as PyTorch, whose first
+    // maximum is that tap. Comparing with y needs no running maximum, and the search stops at
+    // the hit. A window wholly in the padding has no tap and gets nothing. One plane per task.
     for_each_index_weighted(B{}, x.size(0) * x.size(1), OH * OW * kh * kw, [=] GCNET_HD(index_t p) {
       const T* in = xp + p * H * W;
+      const T* out = yp + p * OH * OW;
       const T* go = g + p * OH * OW;
       T* di = d + p * H * W;
       for (index_t oh = 0; oh < OH; ++oh) {
@@ -110,17 +115,18 @@ class MaxPool2d {
           index_t w0 = ow * sw - pw;
           const index_t w1 = w0 + (kw - 1) * dw + 1 < W ? w0 + (kw - 1) * dw + 1 : W;
           while (w0 < 0) w0 += dw;
-          T best = -std::numeric_limits<T>::infinity();
-          index_t best_at = -1;  // stays -1 only if every tap lies in the padding
-          for (index_t ih = h0; ih < h1; ih += dh)
+          const T m = out[oh * OW + ow];
+          const bool nan = m != m;
+          bool routed = false;
+          for (index_t ih = h0; ih < h1 && !routed; ih += dh)
             for (index_t iw = w0; iw < w1; iw += dw) {
               const T v = in[ih * W + iw];
-              if (v > best || v != v || best_at < 0) {
-                best = v;
-                best_at = ih * W + iw;
+              if (v == m || (nan && v != v)) {
+                di[ih * W + iw] += go[oh * OW + ow];
+                routed = true;
+                break;
               }
             }
-          if (best_at >= 0) di[best_at] += go[oh * OW + ow];
         }
       }
     });

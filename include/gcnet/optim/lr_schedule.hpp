@@ -117,6 +117,11 @@ class PolyLr {
     return (base_lr - opt_.eta_min) * std::pow(1.0 - k / static_cast<double>(span), opt_.power) + opt_.eta_min;
   }
   const Options& options() const { return opt_; }
+  // A new length, from the next lr() on (a Trainer re-planning a time budget).
+  void set_max_iters(std::int64_t max_iters) {
+    GCNET_CHECK(max_iters > 0, "PolyLr: max_iters must be > 0, got ", max_iters);
+    opt_.max_iters = max_iters;
+  }
 
  private:
   Options opt_;

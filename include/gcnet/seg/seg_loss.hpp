@@ -56,17 +56,34 @@ class SegLoss {
     const Tensor<T, Cpu> p = to_backend<Cpu>(ce_.probabilities());
     const Tensor<std::int64_t, Cpu> t = to_backend<Cpu>(labels_);
     const index_t n = p.size(0), k = p.size(1), hw = p.numel() / (n * k);
+    // The argmax over classes (first maximum wins) in tiles of pixels, class by class, so the
+    // inner loops run along contiguous pixels and vectorize.
+    constexpr index_t tile = 256;
+    T best[tile];
+    std::int32_t best_class[tile];
     std::int64_t correct = 0, valid = 0;
     for (index_t b = 0; b < n; ++b)
-      for (index_t j = 0; j < hw; ++j) {
-        const std::int64_t label = t[b * hw + j];
-        if (label == ignore_) continue;
-        ++valid;
-        const T* pj = p.data() + b * k * hw + j;
-        index_t best = 0;
-        for (index_t c = 1; c < k; ++c)
-          if (pj[c * hw] > pj[best * hw]) best = c;
-        correct += best == label;
+      for (index_t j0 = 0; j0 < hw; j0 += tile) {
+        const index_t m = hw - j0 < tile ? hw - j0 : tile;
+        const T* pb = p.data() + b * k * hw + j0;
+        for (index_t j = 0; j < m; ++j) {
+          best[j] = pb[j];
+          best_class[j] = 0;
+        }
+        for (index_t c = 1; c < k; ++c) {
+          const T* pc = pb + c * hw;
+          for (index_t j = 0; j < m; ++j) {
+            const bool above = pc[j] > best[j];
+            best[j] = above ? pc[j] : best[j];
+            best_class[j] = above ? static_cast<std::int32_t>(c) : best_class[j];
+          }
+        }
+        const std::int64_t* tb = t.data() + b * hw + j0;
+        for (index_t j = 0; j < m; ++j) {
+          const bool counted = tb[j] != ignore_;
+          valid += counted;
+          correct += counted && tb[j] == best_class[j];
+        }
       }
     return valid ? 100.0 * double(correct) / double(valid) : 0.0;
   }

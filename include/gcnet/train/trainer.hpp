@@ -92,6 +92,15 @@ struct TrainerOptions {
   // Iterations between NaN/Inf checks of the gradients and buffers (0: only at log intervals
   // and saves, where everything is checked). Checks of CUDA tensors copy them to the host.
   std::int64_t health_check_interval = 1;
+  // Set: training stops once this time has passed, even before max_iters, with a log record and
+  // a checkpoint at the iteration reached (a time budget's hard limit). Checked after every
+  // iteration; under data parallelism the ranks agree (one small all-reduce per iteration).
+  std::optional<std::chrono::steady_clock::time_point> deadline{};
+  // Set: called after each log interval with (iteration, max_iters, seconds per iteration of
+  // this run so far); a different value it returns (not below the iteration) becomes the run's
+  // max_iters, e.g. a time budget re-sized to the speed measured; a schedule with
+  // set_max_iters(m) (PolyLr) is told. Under data parallelism the largest answer of the ranks wins.
+  std::function<std::int64_t(std::int64_t, std::int64_t, double)> replan{};
 };
 
 template <Component Model, class Loader, class Optimizer, class Schedule = ConstantLr>
@@ -188,7 +197,8 @@ class Trainer {
     }
     const auto run_start = Clock::now();
     const std::int64_t first_iter = iter_;
-    while (iter_ < max_iters) {
+    stopped_by_deadline_ = false;
+    while (iter_ < max_iters_) {
       const auto t0 = Clock::now();
       const Batch batch = loader_.next();
       const auto t1 = Clock::now();
@@ -222,14 +232,31 @@ class Trainer {
       ++iter_;
 
       accumulate(losses, total, seconds(t0, Clock::now()), seconds(t0, t1));
-      if (log_due(max_iters)) {
+      if (log_due(max_iters_)) {
         check_health(iter_, {});
-        write_interval(seconds(run_start, Clock::now()) / static_cast<double>(iter_ - first_iter));
+        const double mean_iter_s = seconds(run_start, Clock::now()) / static_cast<double>(iter_ - first_iter);
+        write_interval(mean_iter_s);
+        if (opt_o_.replan && iter_ < max_iters_) replan(mean_iter_s);
       }
-      if ((opt_o_.checkpoint_interval > 0 && iter_ % opt_o_.checkpoint_interval == 0) || iter_ == max_iters)
+      if ((opt_o_.checkpoint_interval > 0 && iter_ % opt_o_.checkpoint_interval == 0) || iter_ == max_iters_)
         save();
+      if (iter_ < max_iters_ && deadline_passed()) {
+        stopped_by_deadline_ = true;
+        if (opt_o_.print)
+          std::printf("time is up: stopping at iteration %lld of %lld\n", static_cast<long long>(iter_),
+                      static_cast<long long>(max_iters_));
+        if (window_count_ > 0) {
+          check_health(iter_, {});
+          write_interval(seconds(run_start, Clock::now()) / static_cast<double>(iter_ - first_iter));
+        }
+        if (last_checkpoint_iter_ != iter_) save();
+        return;
+      }
     }
   }
+
+  // Whether the last run() stopped at TrainerOptions::deadline before its max_iters.
+  bool stopped_by_deadline() const { return stopped_by_deadline_; }
 
   std::int64_t iter() const { return iter_; }
   std::int64_t batches_per_epoch() const {
@@ -252,6 +279,25 @@ class Trainer {
   static double seconds(Clock::time_point a, Clock::time_point b) { return std::chrono::duration<double>(b - a).count(); }
 
   bool writes_files() const { return dp_.rank() == 0; }
+
+  void replan(double mean_iter_s) {
+    std::int64_t m = opt_o_.replan(iter_, max_iters_, mean_iter_s);
+    if (dp_.active()) dp_.communicator().all_reduce(&m, 1, dist::ReduceOp::Max);  // every rank the same
+    m = m > iter_ ? m : iter_;
+    if (m == max_iters_) return;
+    if constexpr (requires { schedule_.set_max_iters(m); }) schedule_.set_max_iters(m);
+    if (opt_o_.print)
+      std::printf("re-planned: %lld iterations instead of %lld\n", static_cast<long long>(m),
+                  static_cast<long long>(max_iters_));
+    max_iters_ = m;
+  }
+
+  bool deadline_passed() {
+    if (!opt_o_.deadline) return false;
+    std::int64_t passed = Clock::now() >= *opt_o_.deadline ? 1 : 0;
+    if (dp_.active()) dp_.communicator().all_reduce(&passed, 1, dist::ReduceOp::Max);  // one rank late: all stop
+    return passed != 0;
+  }
 
   // Each loss becomes its mean over the ranks (one small all-reduce).
   void mean_over_ranks(NamedLosses& losses) {
@@ -442,6 +488,7 @@ class Trainer {
   // Data parallel (inactive with one rank).
   dist::DataParallel<T, B> dp_;
   bool state_broadcast_ = false;
+  bool stopped_by_deadline_ = false;
   std::vector<double> loss_values_;
 };
 
