@@ -118,15 +118,11 @@ double seconds_per_iteration(Seg& seg, const Settings& s, data::AnyDataset datas
   return per_iter;
 }
 
-// The iterations that fit in what is left of the budget, with a 5% margin for the speed varying
-// over the run (the Trainer's deadline stops it at the budget if it is slower still).
-int iterations_within_budget(double budget_s, double spent_s, double per_iter_s) {
-  const double left = budget_s - spent_s;
-  const double n = std::floor(0.95 * left / per_iter_s);
-  if (n < 1)
-    throw std::runtime_error("--time-budget " + std::to_string(budget_s) + " s leaves no time to train: set-up and timing took " +
-                             std::to_string(spent_s) + " s and one iteration takes " + std::to_string(per_iter_s) + " s");
-  return n > 1e9 ? 1000000000 : static_cast<int>(n);
+// The iterations that fit before the budget's hard end at per_iter_s each, leaving 3% for the
+// speed varying (the plan before training and each re-plan during it).
+std::int64_t iterations_before(std::chrono::steady_clock::time_point deadline, double per_iter_s) {
+  const double left = std::chrono::duration<double>(deadline - std::chrono::steady_clock::now()).count();
+  return static_cast<std::int64_t>(std::clamp(std::floor(0.97 * left / per_iter_s), 0.0, 1e9));
 }
 
 template <class Seg, class Optimizer>
@@ -151,9 +147,7 @@ int train_with(Seg& seg, Optimizer& opt, const Settings& s, const data::SegClass
     // The probe's speed is a few seconds' sample of a machine whose speed drifts: during the first
     // half of the run, each log interval re-sizes the schedule to the speed of the run so far.
     topt.replan = [deadline = *s.deadline](std::int64_t iter, std::int64_t planned, double per_iter) {
-      if (2 * iter > planned) return planned;
-      const double left = std::chrono::duration<double>(deadline - std::chrono::steady_clock::now()).count();
-      return iter + static_cast<std::int64_t>(std::max(0.0, std::floor(0.97 * left / per_iter)));
+      return 2 * iter > planned ? planned : iter + iterations_before(deadline, per_iter);
     };
   }
   const nlohmann::json model_json = s.model;
@@ -293,14 +287,18 @@ int main(int argc, char** argv) {
     s.model.num_classes = classes.size();
     if (s.time_budget > 0) {
       const double per_iter = with_segmentor(s.model, [&](auto& seg) { return seconds_per_iteration(seg, s, dataset); });
-      double spent = std::chrono::duration<double>(std::chrono::steady_clock::now() - program_start).count();
-      dist::default_communicator().all_reduce(&spent, 1, dist::ReduceOp::Max);  // every rank the same count
-      s.iters = iterations_within_budget(s.time_budget, spent, per_iter);
-      // The hard end, a little before the budget's for the final checkpoint and curve (past
-      // the planned end, which leaves 5% of the time).
+      const double spent = std::chrono::duration<double>(std::chrono::steady_clock::now() - program_start).count();
+      // The hard end, a little before the budget's for the final checkpoint and curve.
       const double reserve = std::min(1.0, 0.02 * s.time_budget);
       s.deadline = program_start + std::chrono::duration_cast<std::chrono::steady_clock::duration>(
                                        std::chrono::duration<double>(s.time_budget - reserve));
+      std::int64_t planned = iterations_before(*s.deadline, per_iter);
+      dist::default_communicator().all_reduce(&planned, 1, dist::ReduceOp::Min);  // every rank the same count
+      if (planned < 1)
+        throw std::runtime_error("--time-budget " + std::to_string(s.time_budget) +
+                                 " s leaves no time to train: set-up and timing took " + std::to_string(spent) +
+                                 " s and one iteration takes " + std::to_string(per_iter) + " s");
+      s.iters = static_cast<int>(planned);
       if (dist::default_communicator().rank() == 0)
         std::printf("time budget %.0f s: set-up and timing took %.1f s, an iteration %.4f s: %d iterations planned "
                     "(re-sized to the run's own speed during its first half)\n", s.time_budget, spent, per_iter, s.iters);

@@ -64,24 +64,36 @@ Tensor<T> softmax_over_classes(const Tensor<T>& logits) {
 }
 
 // argmax(dim=1): [N, K, H, W] scores -> [N, H, W] class ids. Ties go to the lowest class, as
-// torch.argmax.
+// torch.argmax. In tiles of pixels, class by class, so the inner loops run along contiguous
+// pixels and vectorize (SegLoss's acc_seg runs it every training iteration).
 template <Scalar T>
 Tensor<std::int64_t> argmax_over_classes(const Tensor<T>& scores) {
   require_score_map(scores, "seg::argmax_over_classes", "scores");
   const Tensor<T> s = scores.is_contiguous() ? scores : clone(scores);
   const index_t N = s.size(0), K = s.size(1), P = s.size(2) * s.size(3);
   Tensor<std::int64_t> labels = full<std::int64_t>(Shape{N, s.size(2), s.size(3)}, -1);
-  const T* p = s.data();
-  std::int64_t* out = labels.data();
-  for (index_t n = 0; n < N; ++n) {
-    const T* img = p + n * K * P;
-    for (index_t i = 0; i < P; ++i) {
-      index_t best = 0;
-      for (index_t k = 1; k < K; ++k)
-        if (img[k * P + i] > img[best * P + i]) best = k;
-      out[n * P + i] = best;
+  constexpr index_t tile = 256;
+  T best[tile];
+  std::int64_t best_class[tile];
+  for (index_t n = 0; n < N; ++n)
+    for (index_t i0 = 0; i0 < P; i0 += tile) {
+      const index_t m = P - i0 < tile ? P - i0 : tile;
+      const T* img = s.data() + n * K * P + i0;
+      for (index_t i = 0; i < m; ++i) {
+        best[i] = img[i];
+        best_class[i] = 0;
+      }
+      for (index_t k = 1; k < K; ++k) {
+        const T* plane = img + k * P;
+        for (index_t i = 0; i < m; ++i) {
+          const bool above = plane[i] > best[i];
+          best[i] = above ? plane[i] : best[i];
+          best_class[i] = above ? k : best_class[i];
+        }
+      }
+      std::int64_t* out = labels.data() + n * P + i0;
+      for (index_t i = 0; i < m; ++i) out[i] = best_class[i];
     }
-  }
   return labels;
 }
 

@@ -12,6 +12,7 @@
 #include "gcnet/layers/resize_bilinear.hpp"
 #include "gcnet/loss/cross_entropy.hpp"
 #include "gcnet/seg/decode_head.hpp"
+#include "gcnet/seg/score_maps.hpp"
 
 namespace gcnet {
 
@@ -53,38 +54,14 @@ class SegLoss {
   // acc_seg of the last forward (mmseg's accuracy with ignore_index), in percent; 0 when every
   // pixel is ignored.
   double accuracy() const {
-    const Tensor<T, Cpu> p = to_backend<Cpu>(ce_.probabilities());
+    const Tensor<std::int64_t, Cpu> pred = seg::argmax_over_classes(to_backend<Cpu>(ce_.probabilities()));
     const Tensor<std::int64_t, Cpu> t = to_backend<Cpu>(labels_);
-    const index_t n = p.size(0), k = p.size(1), hw = p.numel() / (n * k);
-    // The argmax over classes (first maximum wins) in tiles of pixels, class by class, so the
-    // inner loops run along contiguous pixels and vectorize.
-    constexpr index_t tile = 256;
-    T best[tile];
-    std::int32_t best_class[tile];
     std::int64_t correct = 0, valid = 0;
-    for (index_t b = 0; b < n; ++b)
-      for (index_t j0 = 0; j0 < hw; j0 += tile) {
-        const index_t m = hw - j0 < tile ? hw - j0 : tile;
-        const T* pb = p.data() + b * k * hw + j0;
-        for (index_t j = 0; j < m; ++j) {
-          best[j] = pb[j];
-          best_class[j] = 0;
-        }
-        for (index_t c = 1; c < k; ++c) {
-          const T* pc = pb + c * hw;
-          for (index_t j = 0; j < m; ++j) {
-            const bool above = pc[j] > best[j];
-            best[j] = above ? pc[j] : best[j];
-            best_class[j] = above ? static_cast<std::int32_t>(c) : best_class[j];
-          }
-        }
-        const std::int64_t* tb = t.data() + b * hw + j0;
-        for (index_t j = 0; j < m; ++j) {
-          const bool counted = tb[j] != ignore_;
-          valid += counted;
-          correct += counted && tb[j] == best_class[j];
-        }
-      }
+    for (index_t i = 0; i < t.numel(); ++i) {
+      const bool counted = t[i] != ignore_;
+      valid += counted;
+      correct += counted && t[i] == pred[i];
+    }
     return valid ? 100.0 * double(correct) / double(valid) : 0.0;
   }
 

@@ -232,24 +232,22 @@ class Trainer {
       ++iter_;
 
       accumulate(losses, total, seconds(t0, Clock::now()), seconds(t0, t1));
-      if (log_due(max_iters_)) {
+      // A passed deadline makes this the run's last iteration: logged and saved as an end.
+      const bool out_of_time = iter_ < max_iters_ && deadline_passed();
+      if (out_of_time && opt_o_.print)
+        std::printf("time is up: stopping at iteration %lld of %lld\n", static_cast<long long>(iter_),
+                    static_cast<long long>(max_iters_));
+      if (log_due(max_iters_) || out_of_time) {
         check_health(iter_, {});
         const double mean_iter_s = seconds(run_start, Clock::now()) / static_cast<double>(iter_ - first_iter);
         write_interval(mean_iter_s);
-        if (opt_o_.replan && iter_ < max_iters_) replan(mean_iter_s);
+        if (opt_o_.replan && iter_ < max_iters_ && !out_of_time) replan(mean_iter_s);
       }
-      if ((opt_o_.checkpoint_interval > 0 && iter_ % opt_o_.checkpoint_interval == 0) || iter_ == max_iters_)
+      if ((opt_o_.checkpoint_interval > 0 && iter_ % opt_o_.checkpoint_interval == 0) || iter_ == max_iters_ ||
+          out_of_time)
         save();
-      if (iter_ < max_iters_ && deadline_passed()) {
+      if (out_of_time) {
         stopped_by_deadline_ = true;
-        if (opt_o_.print)
-          std::printf("time is up: stopping at iteration %lld of %lld\n", static_cast<long long>(iter_),
-                      static_cast<long long>(max_iters_));
-        if (window_count_ > 0) {
-          check_health(iter_, {});
-          write_interval(seconds(run_start, Clock::now()) / static_cast<double>(iter_ - first_iter));
-        }
-        if (last_checkpoint_iter_ != iter_) save();
         return;
       }
     }
