@@ -136,11 +136,19 @@ inline data::DetNormalize normalize(bool torchvision = false) {
   return {.mean = {0.485f * 255, 0.456f * 255, 0.406f * 255}, .std = {0.229f * 255, 0.224f * 255, 0.225f * 255}};
 }
 
-// mmdet's pipelines. Train: Resize (keep_ratio) -> RandomFlip(0.5) -> Normalize; test: without the flip.
+// The scale a training run uses when none is given: mmdet's 1333 x 800 for COCO data, the scenes
+// as generated. gcnet_train_det records the result in the checkpoint, so that evaluation and
+// detection resize as training did, whatever data they are given.
+inline void resolve_training_scale(DataChoice& d) {
+  if (d.scale_h <= 0) d.scale_h = d.scale_w;
+  if (d.coco() && d.scale_w <= 0) d.scale_w = 1333, d.scale_h = 800;
+}
+
+// mmdet's pipelines. Train: Resize (keep_ratio, when a scale is set) -> RandomFlip(0.5) ->
+// Normalize; test: without the flip.
 inline data::DetCompose pipeline(const DataChoice& d, bool train) {
   data::DetCompose t;
-  index_t sw = d.scale_w, sh = d.scale_h;
-  if (d.coco() && (sw <= 0 || sh <= 0)) sw = 1333, sh = 800;  // mmdet's COCO scale
+  const index_t sw = d.scale_w, sh = d.scale_h;
   if (sw > 0 && sh > 0) t.push_back(data::DetResize{.scale_w = sw, .scale_h = sh, .keep_ratio = true});
   if (train) t.push_back(data::DetRandomFlip{.prob = 0.5});
   t.push_back(normalize(d.torchvision_norm));

@@ -42,7 +42,7 @@ struct ModelSettings {
   index_t fc_channels = 1024;          // Shared2FCBBoxHead
   index_t mask_channels = 256;         // FCNMaskHead convs
   index_t num_classes = 80;
-  index_t scale_w = 0, scale_h = 0;    // the data's Resize (0: none), for gcnet_detect
+  index_t scale_w = 0, scale_h = 0;    // the training data's Resize (0: none), for evaluation and detection
   std::string data_kind = "scenes";    // scenes or coco
 };
 
@@ -86,6 +86,8 @@ inline void from_json(const nlohmann::json& j, ModelSettings& m) {
     if (d.contains("scale_h")) d.at("scale_h").get_to(m.scale_h);
     if (d.contains("kind")) d.at("kind").get_to(m.data_kind);
   }
+  // Checkpoints written before the COCO default was recorded trained at mmdet's 1333 x 800.
+  if (m.data_kind == "coco" && m.scale_w <= 0) m.scale_w = 1333, m.scale_h = 800;
 }
 
 inline void check_model_settings(const ModelSettings& m) {

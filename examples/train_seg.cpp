@@ -25,6 +25,7 @@
 #include "gcnet/optim/sgd.hpp"
 #include "gcnet/seg/segmentor_config.hpp"
 #include "gcnet/train/log_plot.hpp"
+#include "gcnet/train/time_budget.hpp"
 #include "gcnet/train/trainer.hpp"
 #include "seg_data.hpp"
 #if GCNET_EXAMPLE_MPI
@@ -39,7 +40,7 @@ struct Settings {
   SegmentorConfig model;
   seg_example::DataChoice data;
   double time_budget = 0;  // > 0: seconds from the program's start; sets iters from the measured speed
-  std::optional<std::chrono::steady_clock::time_point> deadline;  // the budget's hard end
+  std::optional<TimeBudget> budget;  // set from time_budget once the program has started
   int iters = 1000, batch = 8, log_interval = 20, checkpoint_interval = 0, workers = 1, threads = 0;
   index_t crop = 0, img_scale = 0;             // 0: no crop (the scenes' size); folder data: mmseg's crop 512
   index_t scale_long = 2048, scale_short = 512;  // folder data: RandomResize scale (ADE20K's)
@@ -91,7 +92,7 @@ TrainerOptions trainer_options(const Settings& s) {
 
 // --time-budget: seconds per training iteration of this very run on this machine (model, data,
 // batch, threads and ranks as given), from a throwaway copy that trains a few iterations in a
-// scratch folder, removed afterwards. Under mpirun every rank gets the slowest rank's time.
+// scratch folder, removed afterwards.
 template <class Seg>
 double seconds_per_iteration(Seg& seg, const Settings& s, data::AnyDataset dataset) {
   constexpr std::int64_t warmup = 10, timed = 40;
@@ -105,24 +106,12 @@ double seconds_per_iteration(Seg& seg, const Settings& s, data::AnyDataset datas
   topt.work_dir = (std::filesystem::path(s.work_dir) / ".speed-probe").string();
   topt.log_interval = warmup + timed;
   topt.print = false;
-  double per_iter = with_optimizer(seg, s, [&](auto& opt) {
+  const double per_iter = with_optimizer(seg, s, [&](auto& opt) {
     Trainer trainer(seg, loader, opt, schedule, loss_fn, topt);
-    trainer.run(warmup);  // first touches of memory, the loader's queue filling
-    const auto t0 = std::chrono::steady_clock::now();
-    trainer.run(warmup + timed);
-    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() / timed;
+    return time_iterations(trainer, warmup, timed);
   });
-  auto comm = dist::default_communicator();
-  comm.all_reduce(&per_iter, 1, dist::ReduceOp::Max);
-  if (comm.rank() == 0) std::filesystem::remove_all(topt.work_dir);
+  if (dist::default_communicator().rank() == 0) std::filesystem::remove_all(topt.work_dir);
   return per_iter;
-}
-
-// The iterations that fit before the budget's hard end at per_iter_s each, leaving 3% for the
-// speed varying (the plan before training and each re-plan during it).
-std::int64_t iterations_before(std::chrono::steady_clock::time_point deadline, double per_iter_s) {
-  const double left = std::chrono::duration<double>(deadline - std::chrono::steady_clock::now()).count();
-  return static_cast<std::int64_t>(std::clamp(std::floor(0.97 * left / per_iter_s), 0.0, 1e9));
 }
 
 template <class Seg, class Optimizer>
@@ -142,13 +131,9 @@ int train_with(Seg& seg, Optimizer& opt, const Settings& s, const data::SegClass
     return seg.losses(out, b.labels, dout);
   };
   TrainerOptions topt = trainer_options(s);
-  topt.deadline = s.deadline;
-  if (s.deadline) {
-    // The probe's speed is a few seconds' sample of a machine whose speed drifts: during the first
-    // half of the run, each log interval re-sizes the schedule to the speed of the run so far.
-    topt.replan = [deadline = *s.deadline](std::int64_t iter, std::int64_t planned, double per_iter) {
-      return 2 * iter > planned ? planned : iter + iterations_before(deadline, per_iter);
-    };
+  if (s.budget) {
+    topt.deadline = s.budget->deadline();
+    topt.replan = s.budget->replanner();  // the first half follows the run's own speed
   }
   const nlohmann::json model_json = s.model;
   // The checkpoint says what it is: gcnet_test_seg rebuilds the model and names the classes from it.
@@ -187,7 +172,7 @@ int train_with(Seg& seg, Optimizer& opt, const Settings& s, const data::SegClass
     }
   }
   trainer.run(s.iters);
-  if (lead && s.deadline)
+  if (lead && s.budget)
     std::printf("trained %lld iterations in the time budget%s\n", static_cast<long long>(trainer.iter()),
                 trainer.stopped_by_deadline() ? " (its end stopped the schedule early)" : "");
   if (!lead) return 0;
@@ -286,22 +271,13 @@ int main(int argc, char** argv) {
     auto [dataset, classes] = seg_example::make_dataset(s.data, /*train=*/true, train_pipeline(s));
     s.model.num_classes = classes.size();
     if (s.time_budget > 0) {
+      s.budget.emplace(s.time_budget, program_start);
       const double per_iter = with_segmentor(s.model, [&](auto& seg) { return seconds_per_iteration(seg, s, dataset); });
-      const double spent = std::chrono::duration<double>(std::chrono::steady_clock::now() - program_start).count();
-      // The hard end, a little before the budget's for the final checkpoint and curve.
-      const double reserve = std::min(1.0, 0.02 * s.time_budget);
-      s.deadline = program_start + std::chrono::duration_cast<std::chrono::steady_clock::duration>(
-                                       std::chrono::duration<double>(s.time_budget - reserve));
-      std::int64_t planned = iterations_before(*s.deadline, per_iter);
-      dist::default_communicator().all_reduce(&planned, 1, dist::ReduceOp::Min);  // every rank the same count
-      if (planned < 1)
-        throw std::runtime_error("--time-budget " + std::to_string(s.time_budget) +
-                                 " s leaves no time to train: set-up and timing took " + std::to_string(spent) +
-                                 " s and one iteration takes " + std::to_string(per_iter) + " s");
-      s.iters = static_cast<int>(planned);
+      s.iters = static_cast<int>(s.budget->plan(per_iter));
       if (dist::default_communicator().rank() == 0)
         std::printf("time budget %.0f s: set-up and timing took %.1f s, an iteration %.4f s: %d iterations planned "
-                    "(re-sized to the run's own speed during its first half)\n", s.time_budget, spent, per_iter, s.iters);
+                    "(re-sized to the run's own speed during its first half)\n", s.time_budget, s.budget->spent(),
+                    per_iter, s.iters);
     }
     manual_seed(s.seed);  // the weights as --iters alone gives them, timed or not
     return with_segmentor(s.model, [&](auto& seg) { return train(seg, s, classes, dataset); });

@@ -1,6 +1,8 @@
 #include <doctest/doctest.h>
 
 #include <cmath>
+#include <cstdint>
+#include <vector>
 
 #include "gcnet/io/safetensors_reader.hpp"
 #include "gcnet/optim/lr_schedule.hpp"
@@ -88,6 +90,29 @@ TEST_CASE("Schedules: mmdet 1x/2x and mmseg poly values") {
   CHECK(p.lr(0.01, 39999) == doctest::Approx(1e-4));
   CHECK(p.lr(0.01, 50000) == doctest::Approx(1e-4));
   CHECK(legacy.lr(0.01, 20000) == doctest::Approx((0.01 - 1e-4) * std::pow(0.5, 0.9) + 1e-4));
+}
+
+TEST_CASE("WarmupMultiStepLr over a run: steps at fractions of its length, moved by set_max_iters") {
+  auto s = WarmupMultiStepLr::over_run({.start_factor = 0.5, .iters = 3}, {8.0 / 12, 11.0 / 12}, 120);
+  CHECK(s.options().milestones == std::vector<std::int64_t>{80, 110});
+  CHECK(s.factor(0) == doctest::Approx(0.5));
+  CHECK(s.factor(79) == doctest::Approx(1.0));
+  CHECK(s.factor(80) == doctest::Approx(0.1));
+  CHECK(s.factor(110) == doctest::Approx(0.01));
+  s.set_max_iters(240);  // a time budget's re-plan: the steps move with the run
+  CHECK(s.options().milestones == std::vector<std::int64_t>{160, 220});
+  CHECK(s.factor(100) == doctest::Approx(1.0));
+  CHECK(s.factor(160) == doctest::Approx(0.1));
+  s.set_max_iters(1);  // never before the first iteration
+  CHECK(s.options().milestones == std::vector<std::int64_t>{1, 1});
+  CHECK_THROWS_WITH_AS(s.set_max_iters(0), doctest::Contains("max_iters must be > 0"), Error);
+  WarmupMultiStepLr fixed({.milestones = {5, 8}});
+  CHECK_THROWS_WITH_AS(fixed.set_max_iters(20), doctest::Contains("cannot follow a new run length"), Error);
+  CHECK_THROWS_WITH_AS(WarmupMultiStepLr::over_run({}, {0.9, 0.5}, 10),
+                       doctest::Contains("fractions must be increasing and in (0, 1], got 0.5 at position 1"), Error);
+  CHECK_THROWS_WITH_AS(WarmupMultiStepLr::over_run({}, {0.0}, 10), doctest::Contains("in (0, 1], got 0"), Error);
+  CHECK_THROWS_WITH_AS(WarmupMultiStepLr({.milestones = {3}, .milestone_fractions = {0.5}}),
+                       doctest::Contains("not both"), Error);
 }
 
 TEST_CASE("Schedules: invalid options are clear errors") {

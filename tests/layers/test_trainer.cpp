@@ -16,6 +16,7 @@
 
 #include "gcnet/gcnet.hpp"
 #include "gcnet/train/log_plot.hpp"
+#include "gcnet/train/time_budget.hpp"
 #include "gcnet/train/trainer.hpp"
 
 using namespace gcnet;
@@ -278,6 +279,26 @@ TEST_CASE("PolyLr::set_max_iters: the lr follows the new length") {
   p.set_max_iters(21);
   CHECK(p.lr(1.0, 5) == doctest::Approx(0.75));
   CHECK_THROWS_WITH_AS(p.set_max_iters(0), doctest::Contains("max_iters must be > 0"), Error);
+}
+
+TEST_CASE("TimeBudget: the plan, re-plans in the first half only, and too short a budget") {
+  using Clock = std::chrono::steady_clock;
+  const TimeBudget b(100.0, Clock::now());
+  // The hard end keeps min(1 s, 2%) for the final save: 99 s, 97% of it planned.
+  const auto to_end = std::chrono::duration<double>(b.deadline() - Clock::now()).count();
+  CHECK(to_end == doctest::Approx(99.0).epsilon(0.01));
+  const std::int64_t n = b.plan(0.5);
+  CHECK(n >= 190);
+  CHECK(n <= 193);  // floor(0.97 * 99 / 0.5) = 192
+  CHECK(b.iterations_left(0.25) == doctest::Approx(2 * n).epsilon(0.02));
+  const auto replan = b.replanner();
+  CHECK(replan(10, 100, 0.5) == 10 + b.iterations_left(0.5));  // first half: what fits from here
+  CHECK(replan(60, 100, 0.5) == 100);                          // second half: kept
+  const TimeBudget past(1.0, Clock::now() - std::chrono::seconds(5));
+  CHECK(past.iterations_left(0.1) == 0);
+  CHECK_THROWS_WITH_AS((void)past.plan(0.1), doctest::Contains("--time-budget 1 s leaves no time to train"), Error);
+  CHECK_THROWS_WITH_AS(TimeBudget(0.0, Clock::now()), doctest::Contains("positive number of seconds"), Error);
+  CHECK_THROWS_WITH_AS((void)b.iterations_left(0.0), doctest::Contains("seconds per iteration must be positive"), Error);
 }
 
 TEST_CASE("a NaN loss stops training naming the iteration and keeps the last good checkpoint") {

@@ -18,6 +18,7 @@
 // given in epochs become iterations as epoch * iters_per_epoch (mmengine's
 // build_iter_from_epoch), i.e. decay starts with the first iteration of that (0-based) epoch.
 // Warmup and decay multiply (mmengine chains LinearLR and MultiStepLR on the same lr).
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <string>
@@ -58,14 +59,29 @@ class WarmupMultiStepLr {
     LinearWarmup warmup = {};
     std::vector<std::int64_t> milestones = {};  // in iterations, increasing
     double gamma = 0.1;
+    // Non-empty: the milestones are these fractions of the run's length instead (mmdet's 1x:
+    // 8/12 and 11/12), recomputed by set_max_iters; `milestones` then holds them in iterations.
+    std::vector<double> milestone_fractions = {};
   };
   explicit WarmupMultiStepLr(Options o) : opt_(std::move(o)) {
     opt_.warmup.validate();
     GCNET_CHECK(opt_.gamma > 0, "WarmupMultiStepLr: gamma must be > 0, got ", opt_.gamma);
-    for (std::size_t i = 0; i < opt_.milestones.size(); ++i)
-      GCNET_CHECK(opt_.milestones[i] > 0 && (i == 0 || opt_.milestones[i] >= opt_.milestones[i - 1]),
-                  "WarmupMultiStepLr: milestones must be positive and increasing, got ", opt_.milestones[i],
-                  " at position ", i);
+    GCNET_CHECK(opt_.milestones.empty() || opt_.milestone_fractions.empty(),
+                "WarmupMultiStepLr: give milestones in iterations or as fractions of the run, not both");
+    for (std::size_t i = 0; i < opt_.milestone_fractions.size(); ++i) {
+      const double f = opt_.milestone_fractions[i];
+      GCNET_CHECK(f > 0 && f <= 1 && (i == 0 || f >= opt_.milestone_fractions[i - 1]),
+                  "WarmupMultiStepLr: milestone fractions must be increasing and in (0, 1], got ", f, " at position ",
+                  i);
+    }
+    check_milestones();
+  }
+  // Milestones at fractions of a run of max_iters iterations, following set_max_iters.
+  static WarmupMultiStepLr over_run(LinearWarmup warmup, std::vector<double> fractions, std::int64_t max_iters,
+                                    double gamma = 0.1) {
+    WarmupMultiStepLr s({.warmup = warmup, .gamma = gamma, .milestone_fractions = std::move(fractions)});
+    s.set_max_iters(max_iters);
+    return s;
   }
   // Milestones in epochs (mmdet: {8, 11} for 1x, {16, 22} for 2x).
   static WarmupMultiStepLr by_epochs(LinearWarmup warmup, const std::vector<std::int64_t>& epochs,
@@ -91,8 +107,26 @@ class WarmupMultiStepLr {
   }
   double lr(double base_lr, std::int64_t iter) const { return base_lr * factor(iter); }
   const Options& options() const { return opt_; }
+  // A new run length, from the next lr() on (a Trainer re-planning a time budget): the milestones
+  // move with it. Milestones given in iterations cannot follow: an error.
+  void set_max_iters(std::int64_t max_iters) {
+    GCNET_CHECK(!opt_.milestone_fractions.empty() || opt_.milestones.empty(),
+                "WarmupMultiStepLr: milestones given in iterations cannot follow a new run length; give "
+                "milestone_fractions (over_run)");
+    GCNET_CHECK(max_iters > 0, "WarmupMultiStepLr: max_iters must be > 0, got ", max_iters);
+    opt_.milestones.clear();
+    for (double f : opt_.milestone_fractions)
+      opt_.milestones.push_back(std::max<std::int64_t>(1, std::llround(f * static_cast<double>(max_iters))));
+    check_milestones();
+  }
 
  private:
+  void check_milestones() const {
+    for (std::size_t i = 0; i < opt_.milestones.size(); ++i)
+      GCNET_CHECK(opt_.milestones[i] > 0 && (i == 0 || opt_.milestones[i] >= opt_.milestones[i - 1]),
+                  "WarmupMultiStepLr: milestones must be positive and increasing, got ", opt_.milestones[i],
+                  " at position ", i);
+  }
   Options opt_;
 };
 

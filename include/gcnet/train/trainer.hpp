@@ -99,7 +99,8 @@ struct TrainerOptions {
   // Set: called after each log interval with (iteration, max_iters, seconds per iteration of
   // this run so far); a different value it returns (not below the iteration) becomes the run's
   // max_iters, e.g. a time budget re-sized to the speed measured; a schedule with
-  // set_max_iters(m) (PolyLr) is told. Under data parallelism the largest answer of the ranks wins.
+  // set_max_iters(m) (PolyLr, WarmupMultiStepLr::over_run) is told. Under data parallelism the
+  // largest answer of the ranks wins.
   std::function<std::int64_t(std::int64_t, std::int64_t, double)> replan{};
 };
 
