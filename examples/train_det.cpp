@@ -111,21 +111,13 @@ TrainerOptions trainer_options(const Settings& s) {
   return topt;
 }
 
-// --time-budget: seconds per training iteration of this very run on this machine (model, data,
-// batch, threads and ranks as given), from a throwaway copy that trains a few iterations in a
-// scratch folder, removed afterwards.
+// --time-budget: seconds per training iteration of this very run, from a throwaway copy.
 template <class Model>
 double seconds_per_iteration(Model& model, const Settings& s, const det_example::DetData& data) {
   constexpr std::int64_t warmup = 5, timed = 20;
-  TrainerOptions topt = trainer_options(s);
-  topt.work_dir = (std::filesystem::path(s.work_dir) / ".speed-probe").string();
-  topt.seed = s.seed + 1;
-  topt.log_interval = warmup + timed;
-  topt.print = false;
-  const double per_iter = with_trainer(model, s, data, warmup + timed, topt,
-                                       [&](auto& trainer, double) { return time_iterations(trainer, warmup, timed); });
-  if (dist::default_communicator().rank() == 0) std::filesystem::remove_all(topt.work_dir);
-  return per_iter;
+  return time_speed_probe(trainer_options(s), warmup, timed, [&](TrainerOptions o, auto time) {
+    return with_trainer(model, s, data, warmup + timed, std::move(o), [&](auto& trainer, double) { return time(trainer); });
+  });
 }
 
 template <class Model>

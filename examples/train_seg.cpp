@@ -90,28 +90,21 @@ TrainerOptions trainer_options(const Settings& s) {
   return topt;
 }
 
-// --time-budget: seconds per training iteration of this very run on this machine (model, data,
-// batch, threads and ranks as given), from a throwaway copy that trains a few iterations in a
-// scratch folder, removed afterwards.
+// --time-budget: seconds per training iteration of this very run, from a throwaway copy.
 template <class Seg>
 double seconds_per_iteration(Seg& seg, const Settings& s, data::AnyDataset dataset) {
   constexpr std::int64_t warmup = 10, timed = 40;
-  data::DataLoader loader(std::move(dataset),
-                          {.batch_size = s.batch, .shuffle = true, .seed = s.seed + 1, .workers = s.workers});
-  const PolyLr schedule({.max_iters = warmup + timed, .power = s.power, .eta_min = s.min_lr});
-  auto loss_fn = [&seg](const SegOutputs<float, Cpu>& out, const data::Batch& b, SegOutputs<float, Cpu>& dout) {
-    return seg.losses(out, b.labels, dout);
-  };
-  TrainerOptions topt = trainer_options(s);
-  topt.work_dir = (std::filesystem::path(s.work_dir) / ".speed-probe").string();
-  topt.log_interval = warmup + timed;
-  topt.print = false;
-  const double per_iter = with_optimizer(seg, s, [&](auto& opt) {
-    Trainer trainer(seg, loader, opt, schedule, loss_fn, topt);
-    return time_iterations(trainer, warmup, timed);
+  return time_speed_probe(trainer_options(s), warmup, timed, [&](const TrainerOptions& o, auto time) {
+    data::DataLoader loader(std::move(dataset), {.batch_size = s.batch, .shuffle = true, .seed = o.seed, .workers = s.workers});
+    const PolyLr schedule({.max_iters = warmup + timed, .power = s.power, .eta_min = s.min_lr});
+    auto loss_fn = [&seg](const SegOutputs<float, Cpu>& out, const data::Batch& b, SegOutputs<float, Cpu>& dout) {
+      return seg.losses(out, b.labels, dout);
+    };
+    return with_optimizer(seg, s, [&](auto& opt) {
+      Trainer trainer(seg, loader, opt, schedule, loss_fn, o);
+      return time(trainer);
+    });
   });
-  if (dist::default_communicator().rank() == 0) std::filesystem::remove_all(topt.work_dir);
-  return per_iter;
 }
 
 template <class Seg, class Optimizer>

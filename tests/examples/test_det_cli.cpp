@@ -223,12 +223,7 @@ TEST_CASE("gcnet_train_det --time-budget plans the schedule from the measured sp
   const double took = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   INFO(r.output);
   REQUIRE(r.status == 0);
-  const auto planned_at = r.output.find(" iterations planned");
-  REQUIRE(planned_at != std::string::npos);
-  const long planned = std::stol(r.output.substr(r.output.rfind(' ', planned_at - 1) + 1));
-  const auto trained_at = r.output.find("trained ");
-  REQUIRE(trained_at != std::string::npos);
-  const long trained = std::stol(r.output.substr(trained_at + 8));
+  const auto [planned, trained] = gcnet::test::budget_counts(r.output);
   CHECK(planned > 10);
   CHECK(trained > 10);
   CHECK(took < 8.0);  // the budget, with room for the process's start and end

@@ -26,4 +26,19 @@ inline Run run_program(const std::string& program, const std::string& args, int 
   return r;
 }
 
+// What a --time-budget run of gcnet_train_seg / gcnet_train_det printed: "... N iterations
+// planned ..." and "trained M iterations in the time budget"; -1 where a line is missing.
+struct BudgetCounts {
+  long planned = -1, trained = -1;
+};
+inline BudgetCounts budget_counts(const std::string& output) {
+  BudgetCounts c;
+  const auto planned_at = output.find(" iterations planned");
+  if (planned_at != std::string::npos && planned_at > 0)
+    c.planned = std::stol(output.substr(output.rfind(' ', planned_at - 1) + 1));
+  const auto trained_at = output.find("trained ");
+  if (trained_at != std::string::npos) c.trained = std::stol(output.substr(trained_at + 8));
+  return c;
+}
+
 }  // namespace gcnet::test

@@ -10,10 +10,13 @@
 #include <chrono>
 #include <cmath>
 #include <cstdint>
+#include <filesystem>
 #include <functional>
+#include <utility>
 
 #include "gcnet/core/error.hpp"
 #include "gcnet/dist/communicator.hpp"
+#include "gcnet/train/trainer.hpp"
 
 namespace gcnet {
 
@@ -78,6 +81,26 @@ double time_iterations(Trainer& trainer, std::int64_t warmup, std::int64_t timed
   double per_iter = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() /
                     static_cast<double>(timed);
   dist::default_communicator().all_reduce(&per_iter, 1, dist::ReduceOp::Max);
+  return per_iter;
+}
+
+// Seconds per iteration of a run on this machine, from a throwaway copy of it: `run_copy(options,
+// time)` builds the run's Trainer (same model type, data, batch, threads, ranks) with `options`
+// and returns time(trainer). The copy works in WORK_DIR/.speed-probe, removed afterwards, prints
+// nothing and draws another random stream (seed + 1).
+template <class RunCopy>
+double time_speed_probe(TrainerOptions run, std::int64_t warmup, std::int64_t timed, RunCopy&& run_copy) {
+  TrainerOptions o = std::move(run);
+  o.work_dir = (std::filesystem::path(o.work_dir) / ".speed-probe").string();
+  o.seed += 1;
+  o.log_interval = warmup + timed;
+  o.checkpoint_interval = 0;
+  o.print = false;
+  o.deadline.reset();
+  o.replan = nullptr;
+  const double per_iter =
+      run_copy(o, [&](auto& trainer) { return time_iterations(trainer, warmup, timed); });
+  if (dist::default_communicator().rank() == 0) std::filesystem::remove_all(o.work_dir);
   return per_iter;
 }
 
