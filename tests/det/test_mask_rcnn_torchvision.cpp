@@ -41,6 +41,14 @@ MaskRCNNConfig fixture_config(const io::SafetensorsReader& io) {
   return finalize(c);
 }
 
+// A box's coordinates are compared relative to its largest one: y1 = cy - h / 2 of a tall box near
+// the top edge is a small number with the absolute rounding of cy and h.
+double box_scale(const Tensor<double>& boxes, index_t i) {
+  double m = 0;
+  for (index_t k = 0; k < 4; ++k) m = std::max(m, std::abs(boxes[i * 4 + k]));
+  return m + 1;
+}
+
 // Reference (box, score) pairs each matched by a partner within `window` places (near-equal
 // scores may swap); returns the partner of each reference entry, or -1.
 std::vector<index_t> match(const Tensor<double>& ref_boxes, const Tensor<double>& ref_scores, const Tensor<float>& boxes,
@@ -51,7 +59,7 @@ std::vector<index_t> match(const Tensor<double>& ref_boxes, const Tensor<double>
     for (index_t j = std::max<index_t>(0, i - window); j < std::min(boxes.size(0), i + window + 1); ++j) {
       bool ok = std::abs(double(scores[j]) - ref_scores[i]) <= tol * std::abs(ref_scores[i]);
       for (index_t k = 0; ok && k < 4; ++k)
-        ok = std::abs(double(boxes[j * 4 + k]) - ref_boxes[i * 4 + k]) <= tol * (std::abs(ref_boxes[i * 4 + k]) + 1);
+        ok = std::abs(double(boxes[j * 4 + k]) - ref_boxes[i * 4 + k]) <= tol * box_scale(ref_boxes, i);
       if (ok) {
         partner[static_cast<std::size_t>(i)] = j;
         break;
@@ -127,7 +135,7 @@ void check_parity(const std::string& ckpt, const std::string& io_path) {
       CHECK(j >= 0);
       if (j < 0) continue;
       for (int e = 0; e < 4; ++e)
-        max_box = std::max(max_box, std::abs(double(d.boxes[j * 4 + e]) - rb[k * 4 + e]) / (std::abs(rb[k * 4 + e]) + 1));
+        max_box = std::max(max_box, std::abs(double(d.boxes[j * 4 + e]) - rb[k * 4 + e]) / box_scale(rb, k));
       max_score = std::max(max_score, std::abs(double(d.scores[j]) - rsc[k]) / rsc[k]);
       CHECK(d.labels[j] + 1 == rl[k]);
       // Masks at the original size: IoU with torchvision's (probability > 0.5).
