@@ -123,10 +123,7 @@ double seconds_per_iteration(Model& model, const Settings& s, const det_example:
 template <class Model>
 int train(Model& model, const Settings& s, const det_example::DetData& data, std::int64_t iters) {
   TrainerOptions topt = trainer_options(s);
-  if (s.budget) {
-    topt.deadline = s.budget->deadline();
-    topt.replan = s.budget->replanner();  // the first half follows the run's own speed
-  }
+  if (s.budget) s.budget->apply(topt);
   return with_trainer(model, s, data, iters, topt, [&](auto& trainer, double lr) {
     const bool lead = trainer.rank() == 0;
     if (lead)
@@ -146,9 +143,7 @@ int train(Model& model, const Settings& s, const det_example::DetData& data, std
       }
     }
     trainer.run(iters);
-    if (lead && s.budget)
-      std::printf("trained %lld iterations in the time budget%s\n", static_cast<long long>(trainer.iter()),
-                  trainer.stopped_by_deadline() ? " (its end stopped the schedule early)" : "");
+    if (s.budget) print_budget_outcome(trainer);
     if (!lead) return 0;
     write_curve_and_report(trainer.log_path(), trainer.last_checkpoint(), s.work_dir);
     return 0;

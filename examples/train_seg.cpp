@@ -124,10 +124,7 @@ int train_with(Seg& seg, Optimizer& opt, const Settings& s, const data::SegClass
     return seg.losses(out, b.labels, dout);
   };
   TrainerOptions topt = trainer_options(s);
-  if (s.budget) {
-    topt.deadline = s.budget->deadline();
-    topt.replan = s.budget->replanner();  // the first half follows the run's own speed
-  }
+  if (s.budget) s.budget->apply(topt);
   const nlohmann::json model_json = s.model;
   // The checkpoint says what it is: gcnet_test_seg rebuilds the model and names the classes from it.
   topt.metadata = {{"segmentor", model_json.dump()}, {"classes", data::seg_classes_json(classes).dump()}};
@@ -165,9 +162,7 @@ int train_with(Seg& seg, Optimizer& opt, const Settings& s, const data::SegClass
     }
   }
   trainer.run(s.iters);
-  if (lead && s.budget)
-    std::printf("trained %lld iterations in the time budget%s\n", static_cast<long long>(trainer.iter()),
-                trainer.stopped_by_deadline() ? " (its end stopped the schedule early)" : "");
+  if (s.budget) print_budget_outcome(trainer);
   if (!lead) return 0;
   write_curve_and_report(trainer.log_path(), trainer.last_checkpoint(), s.work_dir);
   return 0;

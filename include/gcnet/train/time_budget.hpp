@@ -10,6 +10,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdint>
+#include <cstdio>
 #include <filesystem>
 #include <functional>
 #include <utility>
@@ -64,10 +65,25 @@ class TimeBudget {
     };
   }
 
+  // A run under this budget: the deadline ends it, and its first half follows its own speed.
+  void apply(TrainerOptions& o) const {
+    o.deadline = deadline_;
+    o.replan = replanner();
+  }
+
  private:
   double seconds_;
   Clock::time_point start_, deadline_;
 };
+
+// A budgeted run's last line (rank 0): the iterations trained, and whether the budget's end cut
+// the schedule short (the budget tests read this line).
+template <class Trainer>
+void print_budget_outcome(const Trainer& trainer) {
+  if (trainer.rank() == 0)
+    std::printf("trained %lld iterations in the time budget%s\n", static_cast<long long>(trainer.iter()),
+                trainer.stopped_by_deadline() ? " (its end stopped the schedule early)" : "");
+}
 
 // Seconds per iteration of `trainer` (a throwaway copy of the run: same model, data, batch,
 // threads and ranks): `warmup` iterations untimed (first touches of memory, the loader's queue
