@@ -53,6 +53,7 @@ class Seq {
   }
 
   void forward(const tensor_type& x, tensor_type& y) {
+    *inferred_ = false;
     for_each_indexed([&]<std::size_t I>(auto& layer) {
       const tensor_type& in = I == 0 ? x : acts_[I - 1];
       tensor_type& out = I == N - 1 ? y : acts_[I];
@@ -64,8 +65,27 @@ class Seq {
     });
   }
 
+  // Inference (gcnet::infer): each intermediate lives only until the next layer has read it
+  // (two buffers, freed at the end) and children run their own infer(). A backward after it
+  // replays forward first.
+  void infer(const tensor_type& x, tensor_type& y) {
+    for (auto& a : acts_) a = tensor_type();
+    std::array<tensor_type, 2> buf;
+    for_each_indexed([&]<std::size_t I>(auto& layer) {
+      const tensor_type& in = I == 0 ? x : buf[(I - 1) % 2];
+      tensor_type& out = I == N - 1 ? y : buf[I % 2];
+      try {
+        gcnet::infer(layer, in, out);
+      } catch (const Error& e) {
+        detail::rethrow_in(where<I>(in.shape()), e);
+      }
+    });
+    *inferred_ = true;
+  }
+
   void backward(const tensor_type& x, const tensor_type& y, const tensor_type& dy, tensor_type& dx) {
     check_backward_args(describe(), x, y, dy, dx);
+    if (*inferred_) forward(x, y_again_);  // infer() kept no intermediates
     backward_from<N - 1>(x, y, dy, dx);
   }
 
@@ -132,6 +152,8 @@ class Seq {
   // their gradients.
   std::array<ScratchTensor<value_type, backend_type>, N> acts_{};
   std::array<ScratchTensor<value_type, backend_type>, N> grads_{};
+  ScratchValue<bool> inferred_;  // the last forward was infer()
+  ScratchTensor<value_type, backend_type> y_again_;
 };
 
 }  // namespace gcnet

@@ -71,6 +71,16 @@ void set_training(L& l, bool training) {
   if constexpr (requires { l.set_training(training); }) l.set_training(training);
 }
 
+// A forward after which no backward is expected (inference): the optional hook infer(x, y) of
+// layers that can then keep less (Seq, the residual blocks), forward(x, y) otherwise. y is the
+// same as forward's; a backward after infer() still works (the layer replays its forward).
+template <Layer L>
+void infer(L& l, const Tensor<typename L::value_type, typename L::backend_type>& x,
+           Tensor<typename L::value_type, typename L::backend_type>& y) {
+  if constexpr (requires { l.infer(x, y); }) l.infer(x, y);
+  else l.forward(x, y);
+}
+
 // Named parameters in visiting order (mmdet state-dict names).
 template <HasNumerics L>
 std::vector<std::pair<std::string, Param<typename L::value_type, typename L::backend_type>*>>

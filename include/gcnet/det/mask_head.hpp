@@ -71,18 +71,23 @@ class FCNMaskHead {
       y.resize(Shape{0, out_channels(), mask_size(), mask_size()});
       return;
     }
-    const std::size_t n = convs_.size();
-    pre_->resize(n + 1);  // conv outputs, then the deconv's
-    post_->resize(n + 1);
+    *inferred_ = !training_;
+    if (training_) return forward_kept(x, y);
+    // Eval (no backward expected): ReLUs in place, two maps alive at a time, nothing kept; a
+    // backward after it replays the training forward first.
+    post_->clear();
+    Tensor<T> buf[2];
     const Tensor<T>* cur = &x;
-    for (std::size_t i = 0; i < n; ++i) {
-      convs_[i].forward(*cur, (*pre_)[i]);
-      relu_.forward((*pre_)[i], (*post_)[i]);
-      cur = &(*post_)[i];
+    for (std::size_t i = 0; i < convs_.size(); ++i) {
+      convs_[i].forward(*cur, buf[i % 2]);
+      relu_in_place(buf[i % 2]);
+      cur = &buf[i % 2];
     }
-    up_.forward(*cur, (*pre_)[n]);
-    relu_.forward((*pre_)[n], (*post_)[n]);
-    logits_.forward((*post_)[n], y);
+    Tensor<T>& up = buf[convs_.size() % 2];
+    up_.forward(*cur, up);
+    buf[(convs_.size() + 1) % 2] = Tensor<T>();
+    relu_in_place(up);
+    logits_.forward(up, y);
   }
 
   // dx accumulates (undefined: not wanted).
@@ -93,19 +98,28 @@ class FCNMaskHead {
       return;
     }
     require_shape(dy, y.shape(), describe(), "output gradient");
+    if (*inferred_) {
+      Tensor<T> again;
+      forward_kept(x, again);
+      *inferred_ = false;
+    }
+    // post[i] = relu(conv_i(...)) is all that is kept: a ReLU's backward reads its output, and a
+    // conv's backward of its output only the shape.
+    static_assert(Conv2d<T>::backward_ignores_output && ConvTranspose2d<T>::backward_ignores_output);
     const std::size_t n = convs_.size();
-    auto& pre = *pre_;
     auto& post = *post_;
     logits_.backward(post[n], y, dy, zeroed(g_, post[n].shape()));
-    relu_.backward(pre[n], post[n], g_, zeroed(gp_, pre[n].shape()));
+    relu_grad_in_place(post[n], g_);
     const Tensor<T>& up_in = n == 0 ? x : post[n - 1];
     Tensor<T>& gx = dx.defined() ? dx : zeroed(gx_, x.shape());
-    up_.backward(up_in, pre[n], gp_, n == 0 ? gx : zeroed(g_, up_in.shape()));
+    up_.backward(up_in, post[n], g_, n == 0 ? gx : zeroed(gp_, up_in.shape()));
     for (std::size_t i = n; i-- > 0;) {
-      relu_.backward(pre[i], post[i], g_, zeroed(gp_, pre[i].shape()));
-      if (i == 0) convs_[0].backward(x, pre[0], gp_, gx);
-      else convs_[i].backward(post[i - 1], pre[i], gp_, zeroed(g_, post[i - 1].shape()));
+      relu_grad_in_place(post[i], gp_);
+      if (i == 0) convs_[0].backward(x, post[0], gp_, gx);
+      else convs_[i].backward(post[i - 1], post[i], gp_, zeroed(g_, post[i - 1].shape()));
+      std::swap(g_, gp_);
     }
+    for (Tensor<T>* t : {&g_, &gp_, &gx_}) *t = Tensor<T>();  // gradient scratch lives for one backward
   }
 
   std::string describe() const {
@@ -125,6 +139,20 @@ class FCNMaskHead {
   bool training() const { return training_; }
 
  private:
+  void forward_kept(const Tensor<T>& x, Tensor<T>& y) {
+    const std::size_t n = convs_.size();
+    post_->resize(n + 1);  // the convs' outputs after their ReLUs, then the deconv's
+    const Tensor<T>* cur = &x;
+    for (std::size_t i = 0; i < n; ++i) {
+      convs_[i].forward(*cur, (*post_)[i]);
+      relu_in_place((*post_)[i]);
+      cur = &(*post_)[i];
+    }
+    up_.forward(*cur, (*post_)[n]);
+    relu_in_place((*post_)[n]);
+    logits_.forward((*post_)[n], y);
+  }
+
   static FCNMaskHeadOptions check(const FCNMaskHeadOptions& o) {
     GCNET_CHECK(o.in_channels > 0 && o.conv_out_channels > 0 && o.roi_feat_size > 0 && o.num_classes > 0 &&
                     o.num_convs >= 0,
@@ -147,10 +175,10 @@ class FCNMaskHead {
   std::vector<std::string> names_;
   ConvTranspose2d<T> up_;
   Conv2d<T> logits_;
-  ReLU<T> relu_;
   bool training_ = true;
-  ScratchValue<std::vector<Tensor<T>>> pre_, post_;  // each conv's output before and after its ReLU
+  ScratchValue<std::vector<Tensor<T>>> post_;  // each conv's output after its ReLU (in place)
   ScratchTensor<T, Cpu> g_, gp_, gx_;
+  ScratchValue<bool> inferred_;  // the last forward was the eval one, which kept nothing
 };
 
 }  // namespace gcnet

@@ -128,10 +128,14 @@ class MaskRCNN {
     RoIHeadInput<T> d_in;
     d_in.feats = dlevels;  // shares the storage: the RoI head accumulates into dlevels
     roi_.backward(ctx, *roi_in_, *roi_out_, d_roi, d_in);
+    // The gradient of a map that reaches only frozen stages is not wanted (the FPN then skips it).
     FeatureMaps<T, Cpu> dfeats;
     for (int s = 0; s < 4; ++s)
-      if (feats_->stage(s).defined()) dfeats.stage(s) = zeros<T>(feats_->stage(s).shape());
+      if (feats_->stage(s).defined() && backbone_output_gradient_used(s))
+        dfeats.stage(s) = zeros<T>(feats_->stage(s).shape());
     neck_.backward(ctx, *feats_, *levels_, dlevels, dfeats);
+    dlevels.clear();
+    d_in.feats.clear();
     tensor_type no_input_grad;
     gcnet::backward(backbone_, ctx, batch.images, *feats_, dfeats, no_input_grad);
   }
@@ -148,6 +152,7 @@ class MaskRCNN {
     b.shapes = shapes;
     check_batch(b, false);
     run_features(ctx, images);
+    *feats_ = FeatureMaps<T, Cpu>{};  // read by the neck only; no backward follows predict()
     const ops::ImageSize padded{images.size(2), images.size(3)};
     const std::vector<RPNProposals<T>> props = rpn_.proposals(*rpn_out_, shapes, false, padded);
     *last_proposals_ = props;
@@ -241,6 +246,11 @@ class MaskRCNN {
                     "] (one per box, at the image's size before padding), got ",
                     g.masks.defined() ? g.masks.shape().str() : std::string("undefined"));
     }
+  }
+
+  bool backbone_output_gradient_used(int s) {
+    if constexpr (requires { backbone_.output_gradient_used(s); }) return backbone_.output_gradient_used(s);
+    else return true;
   }
 
   void run_features(const Context& ctx, const tensor_type& images) {

@@ -13,7 +13,7 @@
 #include "gcnet/core/module_init.hpp"
 #include "gcnet/core/state.hpp"
 #include "gcnet/layers/conv2d.hpp"
-#include "gcnet/layers/relu.hpp"
+#include "gcnet/layers/relu.hpp"  // relu_in_place, relu_grad_in_place
 
 namespace gcnet {
 
@@ -45,22 +45,34 @@ class RPNConvHead {
   index_t in_channels() const { return conv_.options().in; }
   index_t num_anchors() const { return cls_.options().out; }
 
+  // Training keeps the hidden map h (the ReLU runs in place on the conv's output: its backward
+  // needs h only, and the conv's backward the shape of its output); eval (no backward expected)
+  // frees h at the end, and a backward after it replays the training forward first.
   void forward(const Context& ctx, const tensor_type& x, output_type& y) {
     sync_mode(*this, ctx);
-    conv_.forward(x, a_);
-    relu_.forward(a_, h_);
+    conv_.forward(x, h_);
+    relu_in_place(h_);
     cls_.forward(h_, y.cls_score);
     reg_.forward(h_, y.bbox_pred);
+    *inferred_ = !training_;
+    if (!training_) h_ = tensor_type();
   }
 
   // dx accumulates (undefined: not wanted); an undefined output gradient contributes nothing (its
   // conv's parameter gradients are zero).
   void backward(const Context&, const tensor_type& x, const output_type& y, const output_type& dy, tensor_type& dx) {
-    gh_.resize(h_.shape());
-    fill(gh_, T(0));
+    if (*inferred_) {  // recompute h (the outputs are given)
+      conv_.forward(x, h_);
+      relu_in_place(h_);
+      *inferred_ = false;
+    }
+    static_assert(Conv2d<T>::backward_ignores_output);
+    tensor_type& gh = *gh_;
+    gh.resize(h_.shape());
+    fill(gh, T(0));
     auto head_backward = [&](Conv2d<T>& conv, const tensor_type& out, const tensor_type& dout) {
       if (dout.defined()) {
-        conv.backward(h_, out, dout, gh_);
+        conv.backward(h_, out, dout, gh);
       } else {
         fill(conv.weight().grad, T(0));
         fill(conv.bias()->grad, T(0));
@@ -68,16 +80,14 @@ class RPNConvHead {
     };
     head_backward(cls_, y.cls_score, dy.cls_score);
     head_backward(reg_, y.bbox_pred, dy.bbox_pred);
-    ga_.resize(a_.shape());
-    fill(ga_, T(0));
-    relu_.backward(a_, h_, gh_, ga_);
+    relu_grad_in_place(h_, gh);
     if (dx.defined()) {
-      conv_.backward(x, a_, ga_, dx);
+      conv_.backward(x, h_, gh, dx);  // h_: the conv's output shape
     } else {
-      gx_.resize(x.shape());
-      fill(gx_, T(0));
-      conv_.backward(x, a_, ga_, gx_);
+      tensor_type gx = zeros<T>(x.shape());
+      conv_.backward(x, h_, gh, gx);
     }
+    gh = tensor_type();  // one call's scratch: the next call (another level) sizes its own
   }
 
   std::string describe() const {
@@ -97,10 +107,10 @@ class RPNConvHead {
 
  private:
   Conv2d<T> conv_, cls_, reg_;
-  ReLU<T> relu_;
   bool training_ = true;
-  // rpn_conv's output, after the ReLU, and their gradients (kept for backward).
-  ScratchTensor<T, Cpu> a_, h_, ga_, gh_, gx_;
+  ScratchTensor<T, Cpu> h_;  // relu(rpn_conv(x)), kept for backward
+  ScratchValue<tensor_type> gh_;  // its gradient (backward only)
+  ScratchValue<bool> inferred_;  // the last forward was the eval one, which kept nothing
 };
 
 }  // namespace gcnet

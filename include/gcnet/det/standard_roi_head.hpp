@@ -190,6 +190,7 @@ class StandardRoIHead {
     input_type in{feats, ops::rois_from_lists(proposals), RoIs<T>()};
     output_type out;
     forward(ctx, in, out);
+    *bbox_feats_ = Tensor<T>();  // no backward follows predict()
     std::vector<Detections<T>> dets(N);
     std::vector<Tensor<T>> det_boxes(N);
     index_t at = 0;

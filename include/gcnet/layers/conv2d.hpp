@@ -29,6 +29,8 @@ class Conv2d {
  public:
   using value_type = T;
   using backend_type = B;
+  // backward reads of y only its shape (callers may pass another tensor of that shape).
+  static constexpr bool backward_ignores_output = true;
   using Options = Conv2dOptions;
 
   explicit Conv2d(const Conv2dOptions& o) : o_(o) {
@@ -70,6 +72,16 @@ class Conv2d {
     // dW = sum dy . im2col(x)^T and dx += col2im(W^T . dy), in one sweep over the batch.
     gemm_.weight_grad_and_fold(weight_.value.data(), dy.data(), x.data(), n, weight_.grad.data(), dx.data());
     if (o_.bias) channel_sum(B{}, dy.data(), bias_.grad.data(), n, o_.out, y.size(2) * y.size(3));
+  }
+
+  // backward's parameter gradients only, when the input gradient is not wanted (an FPN's
+  // lateral conv on a map that feeds only frozen stages): no dx buffer and no col2im pass.
+  void param_backward(const Tensor<T, B>& x, const Tensor<T, B>& y, const Tensor<T, B>& dy) {
+    require_shape(dy, y.shape(), describe(), "output gradient");
+    require_contiguous(x, describe(), "input");
+    configure(x.shape(), y.shape());
+    gemm_.weight_grad_and_fold(weight_.value.data(), dy.data(), x.data(), x.size(0), weight_.grad.data(), nullptr);
+    if (o_.bias) channel_sum(B{}, dy.data(), bias_.grad.data(), x.size(0), o_.out, y.size(2) * y.size(3));
   }
 
   std::string describe() const {

@@ -33,6 +33,8 @@ class ConvTranspose2d {
  public:
   using value_type = T;
   using backend_type = B;
+  // backward reads of y only its shape (callers may pass another tensor of that shape).
+  static constexpr bool backward_ignores_output = true;
   using Options = ConvTranspose2dOptions;
 
   explicit ConvTranspose2d(const ConvTranspose2dOptions& o) : o_(o) {

@@ -39,6 +39,8 @@ class FrozenBatchNorm2d {
   // backward reads x, dy and what forward saved; of y only its shape (models/res_block.hpp relies
   // on it to run the ReLU after a norm in place).
   static constexpr bool backward_ignores_output = true;
+  // backward is dx += dy * scale: of x too only the shape (models/res_block_frozen_norms.hpp).
+  static constexpr bool backward_ignores_input = true;
 
   // Identity statistics: weight 1, bias 0, running_mean 0, running_var 1.
   explicit FrozenBatchNorm2d(index_t channels, double eps = 1e-5) : channels_(channels), eps_(eps) {
@@ -108,6 +110,10 @@ class FrozenBatchNorm2d {
   Tensor<T, B>& bias() { return bias_; }
   Tensor<T, B>& running_mean() { return running_mean_; }
   Tensor<T, B>& running_var() { return running_var_; }
+  const Tensor<T, B>& weight() const { return weight_; }
+  const Tensor<T, B>& bias() const { return bias_; }
+  const Tensor<T, B>& running_mean() const { return running_mean_; }
+  const Tensor<T, B>& running_var() const { return running_var_; }
 
  private:
   void update_coefficients() {

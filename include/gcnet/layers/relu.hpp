@@ -40,6 +40,24 @@ class ReLU {
   std::string describe() const { return "ReLU"; }
 };
 
+// t = relu(t) in place (NaN propagating as ReLU): for inference, where no backward reads the input.
+template <class T, class B>
+void relu_in_place(Tensor<T, B>& t) {
+  T* p = t.data();
+  for_each_index(B{}, t.numel(), [=] GCNET_HD(index_t i) { p[i] = !(p[i] <= T(0)) ? p[i] : T(0); });
+}
+
+// g = dL/dx of y = relu(x) given g = dL/dy, in place (ReLU::backward's rule: zero where y <= 0).
+template <class T, class B>
+void relu_grad_in_place(const Tensor<T, B>& y, Tensor<T, B>& g) {
+  const T* yp = y.data();
+  T* gp = g.data();
+  for_each_index(B{}, y.numel(), [=] GCNET_HD(index_t i) {
+    const T gi = gp[i];
+    gp[i] = yp[i] <= T(0) ? T(0) : gi;
+  });
+}
+
 }  // namespace gcnet
 
 // Compiled once per program with GCNET_EXTERN_LAYERS (core/extern_instances.hpp).

@@ -36,6 +36,8 @@ class UpsampleNearest {
  public:
   using value_type = T;
   using backend_type = B;
+  // backward reads of y only its shape (callers may pass another tensor of that shape).
+  static constexpr bool backward_ignores_output = true;
 
   explicit UpsampleNearest(const UpsampleNearestOptions& o) : size_(o.size), scale_(o.scale) {
     GCNET_CHECK(size_.has_value() != scale_.has_value(), describe(),

@@ -32,7 +32,8 @@ struct BlockGradScratch {
 
 template <class T, class B>
 struct BlockForwardScratch {
-  Tensor<T, B> a1, r1, a2, r2, a3, b3, da, db;
+  Tensor<T, B> r1, a2, r2, a3, da;  // the folded forwards (norms in place on the convs' outputs)
+  Tensor<T, B> db;                   // the training forward: the shortcut's norm output
   std::vector<Tensor<T, B>> plugin_out;  // one per plugin of the block with the most
 };
 

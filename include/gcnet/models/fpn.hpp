@@ -84,30 +84,69 @@ class FPN {
     return setup(shapes);
   }
 
+  // Training keeps the laterals and their upsampled copies for backward. Eval (no backward
+  // expected) goes top-down one level at a time and keeps nothing: at most two laterals and
+  // one upsampled map are alive; a backward after it replays the training forward first.
   void forward(const Context& ctx, const FeatureMaps<T, B>& maps, std::vector<tensor_type>& outs) {
     sync_mode(*this, ctx);
     const std::vector<tensor_type> ins = maps.defined();
     std::vector<Shape> shapes;
     for (const auto& t : ins) shapes.push_back(t.shape());
     setup(shapes);
+    if (training_) forward_kept(ins, outs);
+    else infer(ins, outs);
+  }
+
+  void backward(const Context& ctx, const FeatureMaps<T, B>& maps, const std::vector<tensor_type>& outs,
+                const std::vector<tensor_type>& douts, FeatureMaps<T, B>& dmaps) {
+    if (*inferred_) forward_kept(maps.defined(), *outs_again_);
+    backward_kept(ctx, maps, outs, douts, dmaps);
+    // Gradient scratch lives for one backward (not kept into the next step's forward).
+    *outs_again_ = {};
+    *glat_ = {};
+    *gout_ = {};
+  }
+
+ private:
+  void forward_kept(const std::vector<tensor_type>& ins, std::vector<tensor_type>& outs) {
+    *inferred_ = false;
     const std::size_t L = num_levels();
     auto& lat = *lat_;
-    auto& up_out = *up_out_;
     lat.resize(L);
-    up_out.resize(L);
     for (std::size_t i = 0; i < L; ++i) lateral_[i].forward(ins[i], lat[i]);
+    tensor_type up;  // not kept: the upsampling's backward needs its output's shape only
     for (std::size_t i = L - 1; i > 0; --i) {
       up_[i].emplace(UpsampleNearestOptions{.size = Size2(lat[i - 1].size(2), lat[i - 1].size(3))});
-      up_[i]->forward(lat[i], up_out[i]);
-      add_into(lat[i - 1], up_out[i], "FPN");
+      up_[i]->forward(lat[i], up);
+      add_into(lat[i - 1], up, "FPN");
     }
     outs.resize(static_cast<std::size_t>(o_.num_outs));
     for (std::size_t i = 0; i < L; ++i) fpn_[i].forward(lat[i], outs[i]);
     for (auto k = L; k < outs.size(); ++k) pool_.forward(outs[k - 1], outs[k]);
   }
 
-  void backward(const Context&, const FeatureMaps<T, B>& maps, const std::vector<tensor_type>& outs,
-                const std::vector<tensor_type>& douts, FeatureMaps<T, B>& dmaps) {
+  void infer(const std::vector<tensor_type>& ins, std::vector<tensor_type>& outs) {
+    lat_->clear();
+    const std::size_t L = num_levels();
+    outs.resize(static_cast<std::size_t>(o_.num_outs));
+    tensor_type upper, cur, up;
+    for (std::size_t i = L; i-- > 0;) {
+      lateral_[i].forward(ins[i], cur);
+      if (i + 1 < L) {
+        up_[i + 1].emplace(UpsampleNearestOptions{.size = Size2(cur.size(2), cur.size(3))});
+        up_[i + 1]->forward(upper, up);
+        add_into(cur, up, "FPN");
+      }
+      fpn_[i].forward(cur, outs[i]);
+      upper = cur;
+      cur = tensor_type();
+    }
+    for (auto k = L; k < outs.size(); ++k) pool_.forward(outs[k - 1], outs[k]);
+    *inferred_ = true;
+  }
+
+  void backward_kept(const Context&, const FeatureMaps<T, B>& maps, const std::vector<tensor_type>& outs,
+                     const std::vector<tensor_type>& douts, FeatureMaps<T, B>& dmaps) {
     const std::size_t L = num_levels(), K = static_cast<std::size_t>(o_.num_outs);
     GCNET_CHECK(douts.size() == K && outs.size() == K, describe(), ": backward got ", douts.size(),
                 " output gradients for ", K, " outputs");
@@ -115,18 +154,23 @@ class FPN {
     GCNET_CHECK(ins.size() == L && lat_->size() == L, describe(), ": backward needs the forward of these ", L,
                 " inputs first");
     auto& lat = *lat_;
-    auto& gout = *gout_;
     auto& glat = *glat_;
-    gout.resize(K);
     glat.resize(L);
-    for (std::size_t k = 0; k < K; ++k) {
-      gout[k].resize(outs[k].shape());
-      if (douts[k].defined()) {
+    // The output gradients as given, except where the extra levels' max-pool adds to one:
+    // those (the top level and the extra ones) are summed into copies.
+    for (std::size_t k = 0; k < K; ++k)
+      if (douts[k].defined())
         require_shape(douts[k], outs[k].shape(), describe(), ("output gradient douts[" + std::to_string(k) + "]").c_str());
-        copy(douts[k], gout[k]);
-      } else {
-        fill(gout[k], T(0));
+    auto& gout = *gout_;
+    gout.assign(K, tensor_type());
+    for (std::size_t k = 0; k < K; ++k) {
+      if (douts[k].defined() && k + 1 < L) {
+        gout[k] = douts[k];  // shared, read only
+        continue;
       }
+      gout[k].resize(outs[k].shape());
+      if (douts[k].defined()) copy(douts[k], gout[k]);
+      else fill(gout[k], T(0));
     }
     for (std::size_t k = K; k-- > L;) pool_.backward(outs[k - 1], outs[k], gout[k], gout[k - 1]);
     for (std::size_t i = 0; i < L; ++i) {
@@ -136,7 +180,8 @@ class FPN {
     }
     // laterals[i-1] = lateral(x[i-1]) + up(laterals[i]): going up, each level gets the
     // (complete) gradient of the level below through the upsampling.
-    for (std::size_t i = 1; i < L; ++i) up_[i]->backward(lat[i], (*up_out_)[i], glat[i - 1], glat[i]);
+    static_assert(UpsampleNearest<T, B>::backward_ignores_output);
+    for (std::size_t i = 1; i < L; ++i) up_[i]->backward(lat[i], lat[i - 1], glat[i - 1], glat[i]);  // lat[i-1]: the output's shape
     // The input gradients go to the defined maps of dmaps, in the order of the inputs.
     std::size_t i = 0;
     for (int s = 0; s < 4; ++s) {
@@ -146,15 +191,13 @@ class FPN {
         require_shape(d, ins[i].shape(), describe(), ("input gradient of level " + std::to_string(i)).c_str());
         lateral_[i].backward(ins[i], lat[i], glat[i], d);
       } else {  // not wanted: the lateral conv still needs its weight gradient
-        tensor_type& scratch = dscratch_;
-        scratch.resize(ins[i].shape());
-        fill(scratch, T(0));
-        lateral_[i].backward(ins[i], lat[i], glat[i], scratch);
+        lateral_[i].param_backward(ins[i], lat[i], glat[i]);
       }
       ++i;
     }
   }
 
+ public:
   std::string describe() const {
     std::string s = "FPN(in_channels=[";
     for (std::size_t i = 0; i < o_.in_channels.size(); ++i) s += (i ? ", " : "") + std::to_string(o_.in_channels[i]);
@@ -181,9 +224,10 @@ class FPN {
   std::vector<std::optional<UpsampleNearest<T, B>>> up_;
   MaxPool2d<T, B> pool_{MaxPool2dOptions{.kernel = 1, .stride = Size2(2)}};
   bool training_ = true;
-  // Laterals and upsampled laterals kept for backward, and gradient scratch.
-  ScratchValue<std::vector<tensor_type>> lat_, up_out_, glat_, gout_;
-  ScratchTensor<T, B> dscratch_;
+  // Laterals (after the top-down additions) kept for backward, and gradient scratch.
+  ScratchValue<std::vector<tensor_type>> lat_, glat_, gout_;
+  ScratchValue<bool> inferred_;  // the last forward was the eval one, which kept nothing
+  ScratchValue<std::vector<tensor_type>> outs_again_;  // a replay's outputs (equal to the eval's)
 };
 
 }  // namespace gcnet

@@ -40,6 +40,7 @@
 #include "gcnet/layers/conv2d.hpp"
 #include "gcnet/models/block_memory.hpp"
 #include "gcnet/models/res_block.hpp"  // ResBlockConfig, the ReLU kernels, detail::apply_folded
+#include "gcnet/models/norm_folding.hpp"
 
 namespace gcnet {
 
@@ -120,7 +121,17 @@ class ResBasicBlock {
   void forward(const tensor_type& x, tensor_type& y) {
     require_contiguous(x, describe(), "input");
     setup(x.shape());
-    if (eval_fusable()) forward_fused(x, y);
+    // A FrozenBatchNorm2d has no mode, so only infer() folds it: here it would fold in training too.
+    if (!std::is_same_v<Norm, FrozenBatchNorm2d<T, B>> && norms_fold()) forward_fused(x, y);
+    else forward_layers(x, y);
+  }
+  // A forward after which no backward is expected: folds every norm that folds in its current
+  // mode, keeps nothing of its own (as ResBottleneck::infer). A backward after it replays.
+  void infer(const tensor_type& x, tensor_type& y) {
+    require_contiguous(x, describe(), "input");
+    setup(x.shape());
+    release_activations();
+    if (norms_fold()) forward_fused(x, y);
     else forward_layers(x, y);
   }
 
@@ -321,10 +332,10 @@ class ResBasicBlock {
     return s;
   }
 
-  // Eval with every norm an eval-mode BatchNorm2d with affine and running statistics.
-  bool eval_fusable() const {
-    if constexpr (std::is_same_v<Norm, BatchNorm2d<T, B>>) {
-      auto ok = [](const Norm& n) { return !n.training() && n.options().affine && n.options().track_running_stats; };
+  // Whether every norm folds in its current mode (models/norm_folding.hpp).
+  bool norms_fold() const {
+    if constexpr (detail::foldable_norm_type<Norm>) {
+      auto ok = [](const Norm& n) { return detail::folds_now(n); };
       return ok(bn1_) && ok(bn2_) && (!c_.downsample || ok(*down_bn_));
     } else {
       return false;
@@ -332,27 +343,28 @@ class ResBasicBlock {
   }
 
   void forward_fused(const tensor_type& x, tensor_type& y) {
-    if constexpr (std::is_same_v<Norm, BatchNorm2d<T, B>>) {
+    if constexpr (detail::foldable_norm_type<Norm>) {
       BlockForwardScratch<T, B>& e = *forward_scratch_;
       if (e.plugin_out.size() < plugins_.size()) e.plugin_out.resize(plugins_.size());
       tensor_type* pout = e.plugin_out.data();
-      conv1_.forward(x, e.a1);
-      detail::apply_folded(bn1_, coef_[0], e.a1, nullptr, true, e.r1);
+      // The norms fold in place on their convs' outputs: r1, a2 and da are all the scratch.
+      conv1_.forward(x, e.r1);
+      detail::apply_folded(bn1_, coef_[0], e.r1, nullptr, true, e.r1);
       const tensor_type& p1 = plugins_forward(Position::AfterConv1, e.r1, pout);
       conv2_.forward(p1, e.a2);
       const tensor_type* sc = &x;
       if (c_.downsample) {
         down_conv_->forward(x, e.da);
-        detail::apply_folded(*down_bn_, coef_[2], e.da, nullptr, false, e.db);
-        sc = &e.db;
+        detail::apply_folded(*down_bn_, coef_[2], e.da, nullptr, false, e.da);
+        sc = &e.da;
       }
       GCNET_CHECK(e.a2.shape() == sc->shape(), describe(), ": the residual branch gives ", e.a2.shape().str(),
                   " but the shortcut gives ", sc->shape().str(), " for input ", x.shape().str());
       if (!has_plugins(Position::AfterConv2)) {
         detail::apply_folded(bn2_, coef_[1], e.a2, sc, true, y);  // bn2 + shortcut + ReLU in one pass
       } else {
-        detail::apply_folded(bn2_, coef_[1], e.a2, nullptr, false, e.r2);
-        const tensor_type& p2 = plugins_forward(Position::AfterConv2, e.r2, pout);
+        detail::apply_folded(bn2_, coef_[1], e.a2, nullptr, false, e.a2);
+        const tensor_type& p2 = plugins_forward(Position::AfterConv2, e.a2, pout);
         detail::add_relu_to(p2, *sc, y);
       }
       fused_ = true;

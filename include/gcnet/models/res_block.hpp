@@ -20,6 +20,7 @@
 #include <array>
 #include <optional>
 #include <string>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -29,6 +30,7 @@
 #include "gcnet/core/state.hpp"
 #include "gcnet/kernels/elementwise.hpp"
 #include "gcnet/layers/conv2d.hpp"
+#include "gcnet/layers/frozen_batch_norm2d.hpp"
 #include "gcnet/models/block_memory.hpp"
 #include "gcnet/models/conv2_choice.hpp"
 
@@ -91,6 +93,10 @@ class ResBottleneck {
   using tensor_type = Tensor<T, B>;
   using norm_type = Norm;
   static constexpr index_t expansion = 4;
+  // FrozenBatchNorm2d norms (and a plain 3x3 conv): training keeps only the ReLU outputs
+  // (models/res_block_frozen_norms.hpp).
+  static constexpr bool frozen_norm_training =
+      std::is_same_v<Norm, FrozenBatchNorm2d<T, B>> && std::is_same_v<Conv2, Conv2d<T, B>>;
   static_assert(Norm::backward_ignores_output,
                 "ResBottleneck runs its ReLUs in place on the norms' outputs: the norm's backward must read only the "
                 "shape of its output (declare static constexpr bool backward_ignores_output = true)");
@@ -151,11 +157,20 @@ class ResBottleneck {
   // Training (or eval with norms that do not fold): forward_layers(), keeping what backward
   // needs. Eval with foldable BatchNorms: forward_fused(). (Defined in res_block_eval_fusion.hpp.)
   void forward(const tensor_type& x, tensor_type& y);
+  // A forward after which no backward is expected (the backbone's eval forward, its frozen
+  // stages): folds every norm that folds in its current mode, FrozenBatchNorm2d included, keeps
+  // nothing of its own, and drops what an earlier forward kept. A backward after it replays.
+  void infer(const tensor_type& x, tensor_type& y);
 
   void backward(const tensor_type& x, const tensor_type& y, const tensor_type& dy, tensor_type& dx) {
     check_backward_args(describe(), x, y, dy, dx);
-    if (fused_) forward_layers(x, y_again_);  // the fused forward kept no norm outputs: redo it
-    backward_layers(x, y, dy, dx);
+    if constexpr (frozen_norm_training) {
+      if (fused_) forward_frozen_norms(x, y_again_);  // infer() kept nothing: redo it
+      backward_frozen_norms(x, y, dy, dx);
+    } else {
+      if (fused_) forward_layers(x, y_again_);  // the fused forward kept no norm outputs: redo it
+      backward_layers(x, y, dy, dx);
+    }
   }
 
   // Memory: the norms' backward reads their input and dy, never their output's values (only
@@ -350,8 +365,11 @@ class ResBottleneck {
     return s;
   }
 
-  // Whether this block's eval forward folds its norms (res_block_eval_fusion.hpp).
-  bool eval_fusable() const;
+  // Whether every norm of the block folds in its current mode (res_block_eval_fusion.hpp).
+  bool norms_fold() const;
+  // Training with frozen norms (res_block_frozen_norms.hpp).
+  void forward_frozen_norms(const tensor_type& x, tensor_type& y);
+  void backward_frozen_norms(const tensor_type& x, const tensor_type& y, const tensor_type& dy, tensor_type& dx);
   void forward_fused(const tensor_type& x, tensor_type& y);
 
   ResBlockConfig c_;
@@ -384,3 +402,4 @@ class ResBottleneck {
 }  // namespace gcnet
 
 #include "gcnet/models/res_block_eval_fusion.hpp"
+#include "gcnet/models/res_block_frozen_norms.hpp"

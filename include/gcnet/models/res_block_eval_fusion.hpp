@@ -1,6 +1,7 @@
 #pragma once
-// The eval forward of ResBottleneck (models/res_block.hpp) with its BatchNorms folded: an
-// eval-mode BatchNorm2d with affine and running statistics is y = x * scale[c] + shift[c], so
+// The eval forward of ResBottleneck (models/res_block.hpp) with its norms folded: an eval-mode
+// BatchNorm2d with affine and running statistics, or a FrozenBatchNorm2d, is
+// y = x * scale[c] + shift[c] (models/norm_folding.hpp), so
 // each norm becomes one pass over its conv's output fused with what follows it (the ReLU; for
 // bn3, the residual add and the final ReLU) instead of two or three. Plugins run as in
 // training. The intermediate activations live in the backbone's shared eval scratch
@@ -8,8 +9,7 @@
 // forward layer by layer first (res_block.hpp).
 #include <type_traits>
 
-#include "gcnet/layers/batch_norm2d.hpp"
-#include "gcnet/layers/frozen_batch_norm2d.hpp"
+#include "gcnet/models/norm_folding.hpp"
 #include "gcnet/models/res_block.hpp"
 
 namespace gcnet {
@@ -32,20 +32,12 @@ void affine_channels(B, const T* x, const T* scale, const T* shift, const T* res
   });
 }
 
-// scale/shift of an eval-mode BatchNorm2d into coef[0..C) and coef[C..2C).
-template <class T, class B>
-void fold_batch_norm(const BatchNorm2d<T, B>& bn, Tensor<T, B>& coef) {
-  const index_t C = bn.channels();
-  coef.resize(Shape{2 * C});
-  frozen_bn_coefficients(B{}, C, bn.eps(), bn.weight()->value.data(), bn.bias()->value.data(), bn.running_mean().data(),
-                         bn.running_var().data(), coef.data(), coef.data() + C);
-}
-
-// y = fold(bn)(x) (+ res) (then ReLU), coefficients computed into `coef`.
-template <class T, class B>
-void apply_folded(const BatchNorm2d<T, B>& bn, Tensor<T, B>& coef, const Tensor<T, B>& x,
+// y = fold(norm)(x) (+ res) (then ReLU), coefficients computed into `coef` (models/norm_folding.hpp).
+// y may be x (each element is read before it is written): the conv's output becomes the norm's.
+template <class Norm, class T, class B>
+void apply_folded(const Norm& norm, Tensor<T, B>& coef, const Tensor<T, B>& x,
                   const std::type_identity_t<Tensor<T, B>>* res, bool relu, Tensor<T, B>& y) {
-  fold_batch_norm(bn, coef);
+  fold_coefficients(norm, coef);
   y.resize(x.shape());
   const index_t C = x.size(1);
   affine_channels(B{}, x.data(), coef.data(), coef.data() + C, res ? res->data() : nullptr, relu, y.data(), x.size(0),
@@ -54,9 +46,9 @@ void apply_folded(const BatchNorm2d<T, B>& bn, Tensor<T, B>& coef, const Tensor<
 }  // namespace detail
 
 template <class Norm, class Conv2>
-bool ResBottleneck<Norm, Conv2>::eval_fusable() const {
-  if constexpr (std::is_same_v<Norm, BatchNorm2d<T, B>>) {
-    auto ok = [](const Norm& n) { return !n.training() && n.options().affine && n.options().track_running_stats; };
+bool ResBottleneck<Norm, Conv2>::norms_fold() const {
+  if constexpr (detail::foldable_norm_type<Norm>) {
+    auto ok = [](const Norm& n) { return detail::folds_now(n); };
     return ok(bn1_) && ok(bn2_) && ok(bn3_) && (!c_.downsample || ok(*down_bn_));
   } else {
     return false;
@@ -66,36 +58,48 @@ bool ResBottleneck<Norm, Conv2>::eval_fusable() const {
 template <class Norm, class Conv2>
 void ResBottleneck<Norm, Conv2>::forward(const tensor_type& x, tensor_type& y) {
   require_contiguous(x, describe(), "input");
-  if (eval_fusable()) forward_fused(x, y);
+  // A FrozenBatchNorm2d has no mode: infer() folds it keeping nothing, forward() folds it keeping
+  // what its training backward needs (res_block_frozen_norms.hpp).
+  if constexpr (frozen_norm_training) forward_frozen_norms(x, y);
+  else if (!std::is_same_v<Norm, FrozenBatchNorm2d<T, B>> && norms_fold()) forward_fused(x, y);
+  else forward_layers(x, y);
+}
+
+template <class Norm, class Conv2>
+void ResBottleneck<Norm, Conv2>::infer(const tensor_type& x, tensor_type& y) {
+  require_contiguous(x, describe(), "input");
+  release_activations();
+  if (norms_fold()) forward_fused(x, y);
   else forward_layers(x, y);
 }
 
 template <class Norm, class Conv2>
 void ResBottleneck<Norm, Conv2>::forward_fused(const tensor_type& x, tensor_type& y) {
-  if constexpr (std::is_same_v<Norm, BatchNorm2d<T, B>>) {
+  if constexpr (detail::foldable_norm_type<Norm>) {
     BlockForwardScratch<T, B>& e = *forward_scratch_;
     if (e.plugin_out.size() < plugins_.size()) e.plugin_out.resize(plugins_.size());
     tensor_type* pout = e.plugin_out.data();
-    conv1_.forward(x, e.a1);
-    detail::apply_folded(bn1_, coef_[0], e.a1, nullptr, true, e.r1);
+    // The norms fold in place on their convs' outputs: r1, r2, a3 and da are all the scratch.
+    conv1_.forward(x, e.r1);
+    detail::apply_folded(bn1_, coef_[0], e.r1, nullptr, true, e.r1);
     const tensor_type& p1 = plugins_forward(Position::AfterConv1, e.r1, pout);
-    conv2_.forward(p1, e.a2);
-    detail::apply_folded(bn2_, coef_[1], e.a2, nullptr, true, e.r2);
+    conv2_.forward(p1, e.r2);
+    detail::apply_folded(bn2_, coef_[1], e.r2, nullptr, true, e.r2);
     const tensor_type& p2 = plugins_forward(Position::AfterConv2, e.r2, pout);
     conv3_.forward(p2, e.a3);
     const tensor_type* sc = &x;
     if (c_.downsample) {
       down_conv_->forward(x, e.da);
-      detail::apply_folded(*down_bn_, coef_[3], e.da, nullptr, false, e.db);
-      sc = &e.db;
+      detail::apply_folded(*down_bn_, coef_[3], e.da, nullptr, false, e.da);
+      sc = &e.da;
     }
     GCNET_CHECK(e.a3.shape() == sc->shape(), describe(), ": the residual branch gives ", e.a3.shape().str(),
                 " but the shortcut gives ", sc->shape().str(), " for input ", x.shape().str());
     if (!has_plugins(Position::AfterConv3)) {
       detail::apply_folded(bn3_, coef_[2], e.a3, sc, true, y);  // bn3 + shortcut + ReLU in one pass
     } else {
-      detail::apply_folded(bn3_, coef_[2], e.a3, nullptr, false, e.b3);
-      const tensor_type& p3 = plugins_forward(Position::AfterConv3, e.b3, pout);
+      detail::apply_folded(bn3_, coef_[2], e.a3, nullptr, false, e.a3);
+      const tensor_type& p3 = plugins_forward(Position::AfterConv3, e.a3, pout);
       detail::add_relu_to(p3, *sc, y);
     }
     fused_ = true;

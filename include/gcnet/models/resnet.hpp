@@ -168,21 +168,46 @@ class ResNetBackbone {
     return s;
   }
 
+  // Training: every block keeps what its backward needs, except in frozen stages (below).
+  // Eval (no backward expected): the stem and the blocks run by infer() (norms folded, each
+  // block's intermediates in scratch shared by all blocks, freed at the end), and the outputs are
+  // handed over, not kept; a backward after an eval forward replays the stages first.
   void forward(const Context& ctx, const tensor_type& x, FeatureMaps<T, B>& y) {
     sync_mode(*this, ctx);
     bind_context(stem_, ctx);
     for (auto& st : stages_) bind_context(*st, ctx);
     setup(x.shape());
-    stem_.forward(x, *stem_out_);
-    if (training_) forward_stages();
-    else forward_stages_eval();
-    for (int s = 0; s < 4; ++s) y.stage(s) = produced(s) ? (*stage_out_)[static_cast<std::size_t>(s)] : tensor_type();
+    *inferred_parts_ = training_ ? frozen_parts() : kAllParts;
+    // What the last forward kept is dropped first, not overwritten block by block: otherwise all
+    // of it would still be resident under this forward's first stages' scratch.
+    for (int s = 0; s < 4; ++s)
+      for (std::size_t i = 0; i < stage(s).size(); ++i) stage(s)[i].release_activations();
+    run_parts(x, *inferred_parts_);
+    for (int s = 0; s < 4; ++s) {
+      tensor_type& out = (*stage_out_)[static_cast<std::size_t>(s)];
+      if (!produced(s)) y.stage(s) = tensor_type();
+      else if (training_) y.stage(s) = out;
+      else y.stage(s) = std::move(out);
+    }
+    if (!training_) release_block_scratch();
   }
 
+  // Whether a gradient at stage s's output reaches a trainable parameter (with no input
+  // gradient wanted): not where stage s and all below it are frozen.
+  bool output_gradient_used(int s) const { return s >= o_.frozen_stages; }
+
+  // Frozen stages (training with frozen_stages >= 0): their forward ran by infer() and, when no
+  // input gradient is wanted, their backward is skipped and their parameters' gradients are
+  // zero (mmdet freezes them with requires_grad = False: nothing flows below the first trainable
+  // stage). With an input gradient wanted, the frozen parts are replayed and back-propagated.
   void backward(const Context&, const tensor_type& x, const FeatureMaps<T, B>& y, const FeatureMaps<T, B>& dy,
                 tensor_type& dx) {
-    // An eval forward kept no block inputs: replay the stages keeping them (same outputs).
-    if (*eval_forward_) forward_stages();
+    (void)y;
+    const bool skip_frozen = *inferred_parts_ != kAllParts && !dx.defined();
+    if (*inferred_parts_ > 0 && !skip_frozen) {  // replay keeping everything (same outputs)
+      *inferred_parts_ = 0;
+      run_parts(x, 0);
+    }
     if (dx.defined()) require_shape(dx, x.shape(), describe(), "input gradient dx");
     for (int s = 0; s < 4; ++s) {
       const tensor_type& d = dy.stage(s);
@@ -190,13 +215,14 @@ class ResNetBackbone {
       GCNET_CHECK(produced(s), describe(), ": a gradient arrived for c", s + 2, ", which is not in out_indices");
       require_shape(d, (*stage_out_)[static_cast<std::size_t>(s)].shape(), describe(),
                     ("output gradient c" + std::to_string(s + 2)).c_str());
-      (void)y;
     }
+    // Parts [0, first) are skipped: part 0 is the stem, part s + 1 stage s.
+    const int first = skip_frozen ? *inferred_parts_ : 0;
     // g = gradient at stage S's output: from the consumers of c(S+2), plus from stage S+1.
     auto& grad_in = *grad_in_;
     bool have = false;  // whether grad_in holds the gradient from the stage above
     tensor_type g;
-    for (int s = last_stage(); s >= 0; --s) {
+    for (int s = last_stage(); s >= 0 && s + 1 >= first; --s) {
       const tensor_type& out = (*stage_out_)[static_cast<std::size_t>(s)];
       if (have) {
         g = std::move(grad_in);
@@ -212,12 +238,19 @@ class ResNetBackbone {
       have = true;
     }
     g = tensor_type();
-    if (dx.defined()) {
+    *stage(0)[0].grad_scratch() = BlockGradScratch<T, B>{};  // the blocks' gradient scratch lives for one backward
+    if (first > 0) {
+      grad_in = tensor_type();
+      gcnet::visit_parameters(stem_, "", [](const std::string&, Param<T, B>& p) { fill(p.grad, T(0)); });
+      for (int s = 0; s + 1 < first; ++s)
+        gcnet::visit_parameters(stage(s), "", [](const std::string&, Param<T, B>& p) { fill(p.grad, T(0)); });
+    } else if (dx.defined()) {
       stem_.backward(x, *stem_out_, grad_in, dx);
     } else {  // no input gradient wanted; the stem's parameter gradients still are
       tensor_type scratch = zeros<T, B>(x.shape());
       stem_.backward(x, *stem_out_, grad_in, scratch);
     }
+    grad_in = tensor_type();
   }
 
   std::string describe() const {
@@ -352,35 +385,50 @@ class ResNetBackbone {
     });
   }
 
-  // Through the stages keeping every block's output (the blocks' inputs for backward).
-  void forward_stages() {
-    *eval_forward_ = false;
+  // Parts: 0 the stem, s + 1 stage s. The leading parts that training runs by infer(): the stem
+  // and layer1..layer(frozen_stages) when frozen (clamped to the parts that run, at most 5).
+  // kAllParts, more than there are, marks the eval forward.
+  static constexpr int kAllParts = 6;
+  int frozen_parts() const { return std::min(o_.frozen_stages + 1, last_stage() + 2); }
+
+  // The stem and the stages up to the last output; parts [0, inferred) by infer() (keeping only
+  // the stage outputs), the others by forward() (every block's output kept: the next block's
+  // input for backward).
+  void run_parts(const tensor_type& x, int inferred) {
+    try {
+      if (inferred > 0) gcnet::infer(stem_, x, *stem_out_);
+      else stem_.forward(x, *stem_out_);
+    } catch (const Error& e) { detail::rethrow_in(describe() + " stem", e); }
     const tensor_type* cur = &*stem_out_;
     for (int s = 0; s <= last_stage(); ++s) {  // stages after the last output are not needed
       tensor_type& out = (*stage_out_)[static_cast<std::size_t>(s)];
-      stage(s).forward(*cur, out);
+      if (s + 1 < inferred) infer_stage(s, *cur, out);
+      else stage(s).forward(*cur, out);
+      if (s + 2 == inferred) release_block_scratch();  // after the last frozen stage, before training ones
+      if (s == 0 && inferred == kAllParts) *stem_out_ = tensor_type();  // read by layer1 only
       cur = &out;
     }
   }
-  // Eval (no backward expected): blocks run one by one, ping-ponging between two buffers
-  // shared by all stages, so only the stage outputs stay resident, not every block's output;
-  // each block drops what a previous training forward kept.
-  void forward_stages_eval() {
-    *eval_forward_ = true;
-    const tensor_type* cur = &*stem_out_;
-    for (int s = 0; s <= last_stage(); ++s) {
-      stage_type& st = stage(s);
-      const std::size_t n = st.size();
-      for (std::size_t i = 0; i < n; ++i) {
-        tensor_type& out = i + 1 == n ? (*stage_out_)[static_cast<std::size_t>(s)] : (*ping_)[i % 2];
-        st[i].release_activations();
-        try { st[i].forward(*cur, out); }
-        catch (const Error& e) {
-          detail::rethrow_in(describe() + " layer" + std::to_string(s + 1) + "." + std::to_string(i), e);
-        }
-        cur = &out;
+
+  // A stage by infer(): blocks one by one, ping-ponging between two buffers shared by all stages.
+  void infer_stage(int s, const tensor_type& in, tensor_type& out) {
+    stage_type& st = stage(s);
+    const std::size_t n = st.size();
+    const tensor_type* cur = &in;
+    for (std::size_t i = 0; i < n; ++i) {
+      tensor_type& o = i + 1 == n ? out : (*ping_)[i % 2];
+      try { st[i].infer(*cur, o); }
+      catch (const Error& e) {
+        detail::rethrow_in(describe() + " layer" + std::to_string(s + 1) + "." + std::to_string(i), e);
       }
+      cur = &o;
     }
+  }
+
+  // After infer(): the blocks' shared intermediates and the ping-pong buffers.
+  void release_block_scratch() {
+    for (auto& t : *ping_) t = tensor_type();
+    *stage(0)[0].forward_scratch() = BlockForwardScratch<T, B>{};
   }
 
   // One gradient scratch and one eval activation scratch for all blocks: they run one at a time
@@ -408,8 +456,8 @@ class ResNetBackbone {
   std::array<std::unique_ptr<stage_type>, 4> stages_;
   ScratchValue<tensor_type> stem_out_, grad_in_;
   ScratchValue<std::array<tensor_type, 4>> stage_out_;
-  ScratchValue<std::array<tensor_type, 2>> ping_;  // block outputs inside a stage in eval
-  ScratchValue<bool> eval_forward_;                // the last forward was forward_stages_eval
+  ScratchValue<std::array<tensor_type, 2>> ping_;  // block outputs inside a stage run by infer()
+  ScratchValue<int> inferred_parts_;               // the parts the last forward ran by infer()
 };
 
 // ResNet-18/34 (mmdet/mmseg BasicBlock ResNets): the backbone type of BasicBlocks. With
