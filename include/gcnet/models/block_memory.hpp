@@ -6,9 +6,10 @@
 //  - Forward scratch (BlockForwardScratch): what a forward needs only until the block's output is
 //    written. An eval forward keeps nothing between blocks but each block's output, so the fused
 //    eval forward (models/res_block_eval_fusion.hpp) of every block uses one shared set of
-//    intermediate activations, and the training forward puts the shortcut's norm output there
-//    (read by the residual add only); release_activations() drops what an earlier training
-//    forward kept.
+//    intermediate activations (freed by the backbone after the last block that ran by infer());
+//    the training forward puts the shortcut's norm output there (read by the residual add only),
+//    and the frozen-norm training forward (models/res_block_frozen_norms.hpp) conv3's and the
+//    downsample's outputs; release_activations() drops what an earlier forward kept.
 //  - The direct plugin: a plugin placed alone at the block's last position (after conv3 in a
 //    Bottleneck, after conv2 in a BasicBlock) whose backward reads x and dy but not the values
 //    of its output (the global-context family) writes straight into the block's output; the
