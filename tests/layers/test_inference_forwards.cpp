@@ -15,24 +15,13 @@
 #include "gcnet/layers/relu.hpp"
 #include "gcnet/models/fpn.hpp"
 #include "gcnet/testing/gradient_check.hpp"
+#include "support/layer_testing.hpp"
 
 using namespace gcnet;
+using gcnet::test::max_abs_diff;
+using gcnet::test::random_tensor;
 
 namespace {
-
-Tensor<double> random_tensor(const Shape& s, std::uint64_t seed) {
-  Rng rng(seed);
-  Tensor<double> t(s);
-  for (index_t i = 0; i < t.numel(); ++i) t[i] = rng.normal();
-  return t;
-}
-
-double max_abs_diff(const Tensor<double>& a, const Tensor<double>& b) {
-  REQUIRE(a.shape() == b.shape());
-  double d = 0;
-  for (index_t i = 0; i < a.numel(); ++i) d = std::max(d, std::abs(a[i] - b[i]));
-  return d;
-}
 
 testing::GradCheckOptions eval_check() {
   testing::GradCheckOptions g;
@@ -50,7 +39,7 @@ TEST_CASE("Seq::infer: forward's output from two buffers; a backward after it re
                  Conv2d<double>({.in = 6, .out = 4, .kernel = 3, .stride = 2, .padding = 1}), ReLU<double>(),
                  MaxPool2d<double>({.kernel = 2, .stride = Size2(2)}));
   set_training(seq, false);
-  const auto x = random_tensor(Shape{2, 3, 12, 12}, 42), dy = random_tensor(Shape{2, 4, 3, 3}, 43);
+  const auto x = random_tensor<double>(Shape{2, 3, 12, 12}, 42), dy = random_tensor<double>(Shape{2, 4, 3, 3}, 43);
   Tensor<double> y1, y2, dx1 = zeros<double>(x.shape()), dx2 = zeros<double>(x.shape());
   seq.forward(x, y1);
   seq.backward(x, y1, dy, dx1);
@@ -66,9 +55,9 @@ TEST_CASE("FPN eval forward: the training forward's levels; gradient check in ev
   manual_seed(44);
   FPN<double> fpn({.in_channels = {4, 6, 8}, .out_channels = 5, .num_outs = 5});
   FeatureMaps<double, Cpu> maps;
-  maps.c3 = random_tensor(Shape{2, 4, 9, 7}, 45);
-  maps.c4 = random_tensor(Shape{2, 6, 5, 4}, 46);
-  maps.c5 = random_tensor(Shape{2, 8, 3, 2}, 47);
+  maps.c3 = random_tensor<double>(Shape{2, 4, 9, 7}, 45);
+  maps.c4 = random_tensor<double>(Shape{2, 6, 5, 4}, 46);
+  maps.c5 = random_tensor<double>(Shape{2, 8, 3, 2}, 47);
   std::vector<Tensor<double>> train, eval;
   fpn.forward(Context::train(), maps, train);
   fpn.forward(Context::eval(), maps, eval);
@@ -85,7 +74,7 @@ TEST_CASE("RPN head eval forward: the training forward's outputs; gradient check
   RPNHead<double> head(o);
   std::vector<Tensor<double>> feats;
   const index_t sizes[5][2] = {{6, 5}, {3, 3}, {2, 2}, {1, 1}, {1, 1}};
-  for (std::size_t k = 0; k < 5; ++k) feats.push_back(random_tensor(Shape{2, 3, sizes[k][0], sizes[k][1]}, 50 + k));
+  for (std::size_t k = 0; k < 5; ++k) feats.push_back(random_tensor<double>(Shape{2, 3, sizes[k][0], sizes[k][1]}, 50 + k));
   RPNOutputs<double> train, eval;
   gcnet::forward(head, Context::train(), feats, train);
   gcnet::forward(head, Context::eval(), feats, eval);
@@ -108,7 +97,7 @@ TEST_CASE("FCNMaskHead eval forward: the training forward's logits; gradient che
   visit_parameters(head, "", [&](const std::string&, Param<double, Cpu>& p) {
     for (index_t i = 0; i < p.value.numel(); ++i) p.value[i] += 0.3 * rng.normal();
   });
-  const auto x = random_tensor(Shape{3, 3, 4, 4}, 56);
+  const auto x = random_tensor<double>(Shape{3, 3, 4, 4}, 56);
   Tensor<double> train, eval;
   head.forward(Context::train(), x, train);
   head.forward(Context::eval(), x, eval);
@@ -123,10 +112,10 @@ TEST_CASE("Conv2d::param_backward: backward's parameter gradients, on the band a
   for (const index_t side : {24, 6}) {  // 576 window positions (bands) and 36 (split by channel)
     CAPTURE(side);
     Conv2d<double> conv({.in = 5, .out = 7, .kernel = 3, .padding = 1});
-    const auto x = random_tensor(Shape{2, 5, side, side}, 58);
+    const auto x = random_tensor<double>(Shape{2, 5, side, side}, 58);
     Tensor<double> y, dx = zeros<double>(x.shape());
     conv.forward(x, y);
-    const auto dy = random_tensor(y.shape(), 59);
+    const auto dy = random_tensor<double>(y.shape(), 59);
     conv.backward(x, y, dy, dx);
     const auto gw = clone(conv.weight().grad), gb = clone(conv.bias()->grad);
     fill(conv.weight().grad, std::nan(""));

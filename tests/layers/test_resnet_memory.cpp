@@ -12,19 +12,14 @@
 
 #include "gcnet/models/resnet.hpp"
 #include "gcnet/testing/gradient_check.hpp"
+#include "support/layer_testing.hpp"
 
 using namespace gcnet;
+using gcnet::test::max_abs_diff;
+using gcnet::test::random_tensor;
 using namespace gcnet::resnet;
 
 namespace {
-
-template <class T>
-Tensor<T, Cpu> random_tensor(const Shape& s, std::uint64_t seed) {
-  Rng rng(seed);
-  Tensor<T, Cpu> t(s);
-  for (index_t i = 0; i < t.numel(); ++i) t[i] = static_cast<T>(rng.normal());
-  return t;
-}
 
 template <class Net>
 FeatureMaps<typename Net::value_type, Cpu> run(Net& net, const Tensor<typename Net::value_type, Cpu>& x, bool training) {
@@ -58,13 +53,6 @@ std::map<std::string, Tensor<double, Cpu>*> all_tensors(Net& net) {
   net.visit_parameters("", [&](const std::string& n, auto& p) { m[n] = &p.value; });
   net.visit_buffers("", [&](const std::string& n, auto& b) { m[n] = &b; });
   return m;
-}
-
-double max_abs_diff(const Tensor<double, Cpu>& a, const Tensor<double, Cpu>& b) {
-  REQUIRE(a.shape() == b.shape());
-  double d = 0;
-  for (index_t i = 0; i < a.numel(); ++i) d = std::max(d, std::abs(a[i] - b[i]));
-  return d;
 }
 
 testing::GradCheckOptions backbone_check() {
@@ -145,7 +133,8 @@ TEST_CASE("ResNet frozen stages: skipped by the training backward when no input 
     for (int s = 0; s < 4; ++s) CHECK(net.output_gradient_used(s) == (s >= frozen_stages));
     const auto x = random_tensor<double>(Shape{2, 3, 32, 32}, 33);
     FeatureMaps<double, Cpu> dy;
-    for (int s = 0; s < 4; ++s) dy.stage(s) = random_tensor<double>(run(net, x, true).stage(s).shape(), 40 + s);
+    const auto shapes = run(net, x, true);
+    for (int s = 0; s < 4; ++s) dy.stage(s) = random_tensor<double>(shapes.stage(s).shape(), 40 + s);
     // Full backward (an input gradient wanted: the frozen parts are replayed and back-propagated).
     auto y = run(net, x, true);
     Tensor<double, Cpu> dx = zeros<double>(x.shape());
